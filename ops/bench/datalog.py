@@ -1,0 +1,223 @@
+"""Benchmark: the sessiondb Datalog engine versus DataScript (npm datascript@1.8.1 via node).
+
+Owns: generating a session-like dataset (sessions, messages, turns, heads with
+branching ancestry, calls, invocations, derivations), applying it, running a fixed
+query set through both engines in the same run, and printing honest figures:
+per-query median times and the ratio ours/DataScript, the apply rate (datoms/s)
+and the full-rebuild time of a 1,000,000-datom index.
+Must never: assert on timings (targets are printed next to the figures).
+
+    python ops/bench/datalog.py                  # ~320k datoms + 1M rebuild
+    python ops/bench/datalog.py --sessions 1000 --rebuild-datoms 0   # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+# the generator and the node runner are shared with the differential tests
+sys.path.insert(0, str(ROOT / "tests" / "store" / "datalog"))
+
+import dataset  # noqa: E402
+import reference  # noqa: E402
+
+from store.datalog import Database  # noqa: E402
+
+ANCESTRY = """[[(anc ?h ?a) [?h :head/basis ?a]]
+               [(anc ?h ?a) [?h :head/basis ?x] (anc ?x ?a)]]"""
+LONG_CHAIN = 300
+
+
+def queries(sample_sids: list[str]) -> list[tuple[str, str, list]]:
+    return [
+        (
+            "join: user messages of one session",
+            '[:find ?mid :in $ ?sid :where [?s :session/id ?sid] [?m :message/session ?s] [?m :message/role "user"]'
+            " [?m :message/id ?mid]]",
+            ["s17"],
+        ),
+        (
+            "join+aggregate: messages per session",
+            "[:find ?sid (count ?m) :where [?m :message/session ?s] [?s :session/id ?sid]]",
+            [],
+        ),
+        (
+            "predicate: long messages",
+            "[:find ?mid :where [?m :message/chars ?c] [(> ?c 4990)] [?m :message/id ?mid]]",
+            [],
+        ),
+        (
+            "string predicate: titles ending in beta",
+            '[:find (count ?s) . :where [?s :session/title ?t] [(clojure.string/ends-with? ?t "beta")]]',
+            [],
+        ),
+        (
+            "recursive: ancestry of a deep head",
+            "[:find ?aid :in $ % ?hid :where [?h :head/id ?hid] (anc ?h ?a) [?a :head/id ?aid]]",
+            [ANCESTRY, f"long:h{LONG_CHAIN - 1}"],
+        ),
+        (
+            "recursive: ancestry pairs of one session",
+            "[:find ?hid ?aid :in $ % ?sid :where [?s :session/id ?sid] [?h :head/session ?s] (anc ?h ?a)"
+            " [?h :head/id ?hid] [?a :head/id ?aid]]",
+            [ANCESTRY, "s42"],
+        ),
+        (
+            "aggregates: tokens by model",
+            "[:find ?model (sum ?tok) (avg ?tok) (max ?tok) (count ?tok) :with ?c :where [?c :call/model ?model]"
+            " [?c :call/tokens ?tok]]",
+            [],
+        ),
+        (
+            "join: failed calls before a final turn",
+            '[:find ?cid :where [?c :call/status "failed"] [?c :call/turn ?t] [?t :turn/index ?i] [?c :call/session ?s]'
+            ' [?t2 :turn/session ?s] [?t2 :turn/status "final"] [?t2 :turn/index ?j] [(> ?j ?i)] [?c :call/id ?cid]]',
+            [],
+        ),
+        ("not: leaf heads", "[:find (count ?h) . :where [?h :head/id] (not [_ :head/basis ?h])]", []),
+        (
+            "or: system or user messages",
+            '[:find (count ?m) . :where [?m :message/id] (or [?m :message/role "system"] [?m :message/role "user"])]',
+            [],
+        ),
+        (
+            "pull: 50 sessions with their messages",
+            "[:find (pull ?s [:session/title {:message/_session [:message/id :message/role]}]) :in $ [?sid ...]"
+            " :where [?s :session/id ?sid]]",
+            [sample_sids],
+        ),
+        (
+            "pull: recursive head chain",
+            "[:find (pull ?h [:head/id {:head/basis ...}]) . :in $ ?hid :where [?h :head/id ?hid]]",
+            [f"long:h{LONG_CHAIN - 1}"],
+        ),
+        (
+            "join: fork derivations",
+            '[:find ?sid ?hid :where [?d :derivation/kind "fork"] [?d :derivation/source-head ?h] [?h :head/id ?hid]'
+            " [?d :derivation/target ?t] [?t :session/id ?sid]]",
+            [],
+        ),
+    ]
+
+
+def long_chain_tx() -> list[dict]:
+    tx: list[dict] = [{"db/id": "long", "session/id": "long", "session/title": "a long session"}]
+    for i in range(LONG_CHAIN):
+        h = {"db/id": f"long:h{i}", "head/id": f"long:h{i}", "head/session": "long", "head/kind": "turn-final"}
+        if i:
+            h["head/basis"] = f"long:h{i - 1}"
+        tx.append(h)
+    return tx
+
+
+def fresh_path(tmp: str, name: str) -> Path:
+    p = Path(tmp) / name
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(str(p) + suffix):
+            os.remove(str(p) + suffix)
+    return p
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    runs, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs), result
+
+
+def size_of(result: object) -> int:
+    if isinstance(result, (list, tuple, set)):
+        return len(result)
+    return 0 if result is None else 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=5000, help="sessions in the query dataset (~64 datoms each)")
+    ap.add_argument("--rebuild-datoms", type=int, default=1_000_000, help="0 skips the rebuild measurement")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per query (median reported)")
+    ap.add_argument("--no-datascript", action="store_true")
+    args = ap.parse_args()
+
+    txs = dataset.session_txs(11, args.sessions, heads=12) + [long_chain_tx()]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database.open(fresh_path(tmp, "bench.sqlite"), dataset.SCHEMA)
+        t, c = time.perf_counter(), time.process_time()
+        rep = db.transact_many(txs)
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        print(f"dataset: {args.sessions} sessions, {len(txs)} transactions, {rep.added} datoms")
+        print(
+            f"apply:   {rep.added / dt:,.0f} datoms/s wall ({dt:.2f} s), {rep.added / dc:,.0f} datoms/s of CPU time"
+            " (transact_many; target >= 200,000)"
+        )
+
+        sids = [f"s{i}" for i in range(0, args.sessions, max(1, args.sessions // 50))][:50]
+        qs = queries(sids)
+        ours = []
+        for _name, q, inputs in qs:
+            db.q(q, *inputs)  # warm: parse cache and SQLite page cache, like DataScript's JIT warm-up
+            ours.append(timed(lambda q=q, inputs=inputs: db.q(q, *inputs), args.repeat))
+        db.close()
+
+        ds = None
+        if not args.no_datascript and reference.ensure_node_modules():
+            payload = [{"query": q, "inputs": inputs, "repeat": args.repeat + 1} for _n, q, inputs in qs]
+            t = time.perf_counter()
+            ds = reference.run(dataset.SCHEMA, txs, payload, timeout=1800)
+            print(f"DataScript: transact {ds['tx_ms'] / 1000:.2f} s (in memory), run {time.perf_counter() - t:.1f} s")
+
+        print()
+        print(f"{'query':44} {'ours ms':>10} {'DS ms':>10} {'ratio':>7} {'rows':>7}")
+        ratios = []
+        for (name, _q, _i), (ms, result) in zip(qs, ours, strict=False):
+            ds_ms = None
+            note = ""
+            if ds is not None:
+                r = ds["results"][qs.index((name, _q, _i))]
+                if "error" in r:
+                    note = f"  DataScript error: {r['error'][:60]}"
+                else:
+                    ds_ms = r["ms"]
+                    theirs = size_of(r["value"])
+                    if theirs != size_of(result):
+                        note = f"  (DataScript rows {theirs})"
+            ratio = ms / ds_ms if ds_ms else None
+            if ratio is not None:
+                ratios.append(ratio)
+            print(
+                f"{name:44} {ms:10.2f} {ds_ms if ds_ms is not None else float('nan'):10.2f} "
+                f"{ratio if ratio is not None else float('nan'):7.2f} {size_of(result):7}{note}"
+            )
+        if ratios:
+            print(
+                f"\nmedian ratio ours/DataScript: {statistics.median(ratios):.2f} (target <= 1.0); "
+                f"worst: {max(ratios):.2f} (target <= 10)"
+            )
+
+        if args.rebuild_datoms:
+            per_session = rep.added / len(txs)
+            n = int(args.rebuild_datoms / per_session * 1.03) + 1  # a little over, never under
+            big = dataset.session_txs(12, n, heads=12)
+            db2 = Database.open(fresh_path(tmp, "rebuild.sqlite"), dataset.SCHEMA)
+            t, c = time.perf_counter(), time.process_time()
+            rep2 = db2.transact_many(big)
+            dt2, dc2 = time.perf_counter() - t, time.process_time() - c
+            db2.close()
+            print(
+                f"\nrebuild: {rep2.added:,} datoms into a fresh file in {dt2:.2f} s wall, {dc2:.2f} s CPU "
+                f"({rep2.added / dt2:,.0f} datoms/s; target <= 10 s for 1,000,000)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The `sessiondb` command: a thin skin over library calls, one function per command.
+
+Reads (`view`, `history`, ...) open the store root directly. `write` and `demo` go
+through the fleet (the broker and the single writer); `up`, `worker`, `beat` and
+`flower` run the fleet (`ops.fleet`, `workers.roles`, `ops.flower`). Every read command
+takes `--root` and `--json`. A user mistake (unknown session, bad file, a rejected
+write, no broker) prints one line on stderr and exits non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from store import Settings, Store, StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="sessiondb: durable store for AI-agent sessions")
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
+
+RootOpt = typer.Option(None, "--root", help="store root (default: $SESSIONDB_ROOT or ./var/store)")
+JsonOpt = typer.Option(False, "--json", help="machine-readable JSON output")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_for(root: Path | None) -> Settings:
+    """The settings, with `--root` (when given) over SESSIONDB_ROOT."""
+    return Settings.from_env(root=str(root)) if root else Settings.from_env()
+
+
+def open_store(root: Path | None, must_exist: bool = True) -> Store:
+    settings = settings_for(root)
+    if must_exist and not (Path(settings.root) / "store.sqlite").exists():
+        fail(f"no store at {settings.root} (set --root or SESSIONDB_ROOT)")
+    return Store.open(settings.root, settings)
+
+
+def emit(data: Any, as_json: bool, title: str = "") -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        table = Table(title=title or None)
+        for col in data[0]:
+            table.add_column(col)
+        for row in data:
+            table.add_row(*["" if v is None else str(v) for v in row.values()])
+        out.print(table)
+    else:
+        out.print_json(json.dumps(data, default=str))
+
+
+@app.command()
+def view(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """The current branch of SESSION (or the state of SESSION#HEAD)."""
+    with open_store(root) as store:
+        emit(store.view(session), as_json)
+
+
+@app.command()
+def history(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Everything ever recorded for SESSION, abandoned branches included."""
+    with open_store(root) as store:
+        emit(store.history_view(session), as_json)
+
+
+@app.command()
+def events(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """The audit log of SESSION."""
+    with open_store(root) as store:
+        emit(store.event_view(session), as_json, f"events of {session}")
+
+
+@app.command()
+def messages(session: str, content: bool = typer.Option(False, "--content", help="include message contents"),
+             root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """The messages of SESSION's current branch."""
+    with open_store(root) as store:
+        emit(store.message_records(session, include_content=content), as_json, f"messages of {session}")
+
+
+@app.command()
+def counters(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """High-water counters of SESSION (the highest id of each kind, across all branches)."""
+    with open_store(root) as store:
+        emit(store.high_water_counters(session), as_json)
+
+
+@app.command()
+def alias(name: str, session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Point the unique alias NAME at SESSION."""
+    with open_store(root) as store:
+        emit(store.write_alias(name, session), as_json)
+
+
+def read_jsonl(file: Path) -> list[dict[str, Any]]:
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+    writes = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                write = json.loads(line)
+            except json.JSONDecodeError as exc:
+                fail(f"{file}:{number}: not JSON: {exc.msg}")
+            if not isinstance(write, dict):
+                fail(f"{file}:{number}: a write must be a JSON object")
+            if "write_id" in write and not (isinstance(write["write_id"], str) and write["write_id"]):
+                fail(f"{file}:{number}: write_id must be a non-empty string (or left out)")
+            writes.append(write)
+    return writes
+
+
+@app.command()
+def write(file: Path, wait: bool = typer.Option(False, "--wait", help="wait for every receipt"),
+          root: Path | None = RootOpt, as_json: bool = JsonOpt,
+          timeout: float = typer.Option(60.0, help="seconds to wait for receipts (with --wait)")) -> None:
+    """Enqueue the writes of FILE.jsonl (one session write per line) to the fleet's writer."""
+    from tasks import SessionClient
+
+    writes = read_jsonl(file)
+    with SessionClient(settings_for(root)) as client:
+        handles = client.write_many(writes)
+        client.flush()
+        if not wait:
+            emit({"enqueued": len(handles), "write_ids": [h.write_id for h in handles]} if as_json
+                 else {"enqueued": len(handles)}, as_json)
+            return
+        receipts = [h.receipt(timeout=timeout) for h in handles]
+    rejected = [r for r in receipts if r["status"] == "rejected"]
+    emit(receipts if as_json else {"committed": len(receipts) - len(rejected), "rejected": len(rejected)}, as_json)
+    for r in rejected:
+        err.print(f"rejected {r['write_id']}: {r['error']['message']}", highlight=False)
+    if rejected:
+        raise typer.Exit(1)
+
+
+def demo_summary(root: Path, names: list[str], title: str) -> None:
+    with open_store(root) as store:
+        table = Table(title=title)
+        for col in ("session", "current head", "messages", "heads (all)", "events"):
+            table.add_column(col)
+        for name in names:
+            v, h = store.view(name), store.history_view(name)
+            table.add_row(name, str(v["head"]), str(len(v["messages"])), str(len(h["heads"])), str(len(h["events"])))
+        out.print(table)
+    out.print(f"try: sessiondb view {names[0]} --root {root}")
+
+
+def run_demo(settings: Settings, agents: int, turns: int) -> None:
+    from ops import fleet_demo
+    from tasks.celery_app import configured_broker
+
+    broker = configured_broker(settings)
+    if not broker:
+        fail("no broker configured: start the fleet with `sessiondb up` or set SESSIONDB_BROKER_URL")
+    env = dict(os.environ, SESSIONDB_ROOT=settings.root, SESSIONDB_BROKER_URL=broker)
+    results = fleet_demo.run(settings, agents, turns, env=env)
+    total = sum(r["writes"] for r in results)
+    bad = [r for r in results if r["rejected"]]
+    if bad:
+        fail(f"demo write rejected: {bad[0]['errors'][0] if bad[0]['errors'] else bad[0]}")
+    demo_summary(Path(settings.root), fleet_demo.sessions(agents),
+                 f"sessiondb demo: {total} writes from {agents} producer processes committed via the fleet")
+
+
+@app.command()
+def demo(root: Path | None = RootOpt, agents: int = typer.Option(3, help="simulated agents (producer processes)"),
+         turns: int = typer.Option(4, help="turns per agent")) -> None:
+    """Simulated distributed agents write turns, evals, calls, snapshots, heads, a resume, a fork and an
+    invocation through the fleet, then a summary is read back from the store."""
+    if agents < 1 or turns < 2:
+        fail("--agents must be >= 1 and --turns >= 2")
+    run_demo(settings_for(root), agents, turns)
+
+
+def celery_app_or_fail() -> Any:
+    """The fleet's Celery app; a one-line error when no broker is configured (never a silent localhost)."""
+    from tasks import app as celery_app
+    from tasks.celery_app import configured_broker
+
+    if not configured_broker(Settings.from_env()):
+        fail("no broker configured: set SESSIONDB_BROKER_URL (or run everything with `sessiondb up`)")
+    return celery_app
+
+
+@app.command()
+def worker(role: str = typer.Argument(..., help="writer | indexer | scanner | reader"),
+           loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
+    """Run one worker of the fleet (configured by SESSIONDB_* variables)."""
+    from workers.roles import ROLES, run_worker
+
+    if role not in ROLES:
+        fail(f"unknown worker role {role!r}: choose one of {', '.join(ROLES)}", 2)
+    run_worker(celery_app_or_fail(), role, loglevel)
+
+
+@app.command()
+def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
+    """Run celery beat with sessiondb's schedule (index catch-up / rebuild, integrity scans)."""
+    celery_app_or_fail().start(["beat", "--scheduler", "celery.beat:Scheduler", "-l", loglevel])
+
+
+@app.command()
+def flower(port: int | None = typer.Option(None, help="default: $SESSIONDB_FLOWER_PORT or 5555"),
+           address: str | None = typer.Option(None, help="address to bind (default: $SESSIONDB_FLOWER_ADDRESS"
+                                                          " or 127.0.0.1; 0.0.0.0 in a container)")) -> None:
+    """Run Flower for the fleet: basic auth when SESSIONDB_FLOWER_BASIC_AUTH is set, Prometheus /metrics."""
+    from ops.flower import run_flower
+
+    settings = Settings.from_env()
+    run_flower(celery_app_or_fail(), settings, port, address or settings.flower_address)
+
+
+@app.command()
+def up(root: Path | None = RootOpt,
+       demo: bool = typer.Option(False, "--demo/--no-demo", help="send demo traffic once the fleet runs"),
+       agents: int = typer.Option(3, help="demo agents"), turns: int = typer.Option(4, help="demo turns")) -> None:
+    """Run the whole fleet here: private Redis (unless SESSIONDB_BROKER_URL is set), writer, indexer,
+    scanner, reader, beat and Flower. Ctrl-C stops everything."""
+    from ops.fleet import Fleet, run_until_signal
+    from ops.redis_server import RedisNotFound
+
+    settings = settings_for(root)
+    settings = Settings.from_env(root=str(Path(settings.root).resolve()))
+    fleet = Fleet(settings, say=lambda line: out.print(line, highlight=False, soft_wrap=True))
+
+    def after_start() -> None:
+        if demo:
+            run_demo(Settings.from_env(root=settings.root, broker_url=fleet.broker_url), agents, turns)
+
+    try:
+        run_until_signal(fleet, after_start)
+    except RedisNotFound as exc:
+        fail(str(exc))
+
+
+# `query`, `index ...`, `scan`, `check` live in ops/cli_data.py and register themselves on the
+# `app` of the module `ops.cli` (imported last: it uses the helpers above).
+from ops import cli_data  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        from tasks.errors import FleetError
+
+        try:
+            app(standalone_mode=True)
+        except (StoreError, FleetError) as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            sys.exit(1)
+    except ValueError as exc:  # a bad SESSIONDB_* variable (Settings names it)
+        if not str(exc).startswith(("bad setting", "bad sessiondb setting")):
+            raise
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    # `python -m ops.cli` runs this file as __main__; ops/cli_data.py registered its commands
+    # on the importable module `ops.cli`, so run that module's main.
+    from ops.cli import main as module_main
+
+    module_main()

@@ -1,0 +1,153 @@
+"""`sessiondb query`, `sessiondb index ...`, `sessiondb scan`, `sessiondb check`.
+
+The commands over the derived index and the integrity checks; registered on the main
+`app` of `ops.cli` (which imports this module once its helpers exist). Each is a library
+call (`store.index.Index`, `store.integrity`) plus formatting and a progress bar; a
+problem found makes the exit code non-zero, a user mistake prints one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ops.cli import JsonOpt, RootOpt, app, emit, err, fail, open_store, out
+from store.datalog import DatalogError, Keyword, Symbol, parse_query, read_edn
+from store.index import Index
+from store.integrity import Report, check_consistency, scan_blobs
+
+index_app = typer.Typer(no_args_is_help=True, help="the derived Datalog index: status, catch-up, rebuild")
+app.add_typer(index_app, name="index")
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool) -> Iterator[Callable[..., None]]:
+    """A callback `(done, total)` or `(phase, done, total)` drawing one bar on stderr."""
+    if quiet:
+        yield lambda *args: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(*args: Any) -> None:
+            *phase, done, total = args
+            bar.update(task, completed=done, total=total or None,
+                       description=f"{label} {phase[0]}" if phase else label)
+
+        yield update
+
+
+def parse_arg(text: str) -> Any:
+    """A query argument: EDN data (`[1 2]`, `"s1"`, `42`, `:kw`), else the text as a string."""
+    try:
+        value = read_edn(text)
+    except DatalogError:
+        return text
+    if isinstance(value, Symbol):  # a bare word like agent-0 means the string
+        return text
+    if isinstance(value, Keyword) and not text.startswith(":"):
+        return text
+    return value
+
+
+def column_names(edn: str, width: int) -> list[str]:
+    """`?m`, `(count ?c)`, `(pull ?s)`: the find elements of a query, as column headers."""
+    names = []
+    for element in parse_query(edn).find:
+        var = str(getattr(element, "var", "?"))
+        kind = type(element).__name__
+        names.append(var if kind == "FindVar" else f"({getattr(element, 'fn', 'pull')} {var})")
+    return names if len(names) == width else [str(i) for i in range(width)]
+
+
+@app.command()
+def query(edn: str = typer.Argument(..., help="the query, e.g. '[:find ?m (count ?c) :where [?c :call/model ?m]]'"),
+          args: list[str] = typer.Argument(None, help="inputs for :in, in order (EDN; bare words are strings)"),
+          catch_up: bool = typer.Option(True, "--catch-up/--no-catch-up", help="bring the index up to date first"),
+          root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Ask a Datalog question across all sessions (DataScript dialect)."""
+    with open_store(root) as store, Index.open(store.root) as index:
+        if catch_up:
+            index.catch_up()
+        try:
+            result = index.q(edn, *[parse_arg(a) for a in args or []])
+        except DatalogError as exc:
+            fail(f"query: {exc}")
+        if not as_json and isinstance(result, list) and result and isinstance(result[0], tuple | list):
+            table = Table()
+            for header in column_names(edn, len(result[0])):
+                table.add_column(header)
+            for row in result:
+                table.add_row(*[str(v) for v in row])
+            out.print(table)
+            out.print(f"{len(result)} rows")
+        else:
+            emit(result, as_json)
+
+
+@index_app.command("status")
+def index_status(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Watermark, the store's last tx, lag and quarantined batches."""
+    with open_store(root) as store, Index.open(store.root) as index:
+        emit(index.status(), as_json)
+
+
+@index_app.command("catch-up")
+def index_catch_up(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Apply every transaction batch committed since the watermark."""
+    with open_store(root) as store, Index.open(store.root) as index, progress_bar("indexing", as_json) as bar:
+        emit(index.catch_up(progress=bar), as_json)
+
+
+@index_app.command("rebuild")
+def index_rebuild(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Build a fresh index from the whole log and swap it in atomically."""
+    with open_store(root) as store, Index.open(store.root) as index, progress_bar("rebuilding", as_json) as bar:
+        emit(index.rebuild(progress=bar), as_json)
+
+
+def show(report: Report, as_json: bool) -> None:
+    if as_json:
+        emit(report.as_dict(), True)
+    else:
+        table = Table(title=f"{report.kind}: {'ok' if report.ok else 'PROBLEMS FOUND'}")
+        for col in ("severity", "type", "message"):
+            table.add_column(col)
+        for finding in report.findings[:200]:
+            table.add_row(finding.severity, finding.type, finding.message)
+        out.print(table)
+        if len(report.findings) > 200:
+            out.print(f"... and {len(report.findings) - 200} more (use --json)")
+        out.print(", ".join(f"{k}: {v}" for k, v in report.counts.items()))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def scan(full: bool = typer.Option(False, "--full", help="re-hash every blob (default: incremental)"),
+         collect_orphans: bool = typer.Option(False, "--collect-orphans",
+                                              help="delete orphan blob files past the grace period"),
+         root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Re-hash blob files; find missing, corrupt, orphan and leftover files (corrupt ones are quarantined)."""
+    with open_store(root) as store, progress_bar("scanning", as_json) as bar:
+        settings = store.settings
+        report = scan_blobs(store, full=full, collect_orphans=collect_orphans,
+                            grace_seconds=settings.scan_grace_seconds, period_seconds=settings.scan_period_seconds,
+                            workers=settings.scan_workers or None, progress=bar)
+    show(report, as_json)
+
+
+@app.command()
+def check(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Rows vs blobs vs heads vs the index: dangling references, bad head states, counters, transcripts."""
+    with open_store(root) as store, Index.open(store.root) as index, progress_bar("checking", as_json) as bar:
+        report = check_consistency(store, index=index, max_index_lag=store.settings.index_max_lag,
+                                   index_sample=store.settings.index_check_sample, progress=bar)
+    show(report, as_json)

@@ -1,0 +1,35 @@
+"""sessiondb's storage library: blobs, canonical rows, transaction batches, heads and views.
+
+Pure storage: it never imports Celery or anything from tasks/, workers/ or ops/.
+"""
+
+from .errors import (
+    AliasConflictError,
+    ConflictError,
+    CorruptBlobError,
+    HeadConflictError,
+    InternalError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreError,
+    ValidationError,
+    WriteFailedError,
+)
+from .settings import Settings
+from .store import Store, raise_for
+
+__all__ = [
+    "AliasConflictError",
+    "ConflictError",
+    "CorruptBlobError",
+    "HeadConflictError",
+    "InternalError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "Settings",
+    "Store",
+    "StoreError",
+    "ValidationError",
+    "WriteFailedError",
+    "raise_for",
+]

@@ -1,0 +1,290 @@
+"""Content-addressed blob files: `blobs/<2 hex>/<2 hex>/<64 hex blake3>`.
+
+The BlobStore owns payload bytes on disk and nothing else: it never touches SQLite. A
+blob's path is derived from its hash only, never from a stored string, so no id can
+escape the blob tree. Writes are crash-safe: bytes go to a temp file in the target
+directory (an anonymous O_TMPFILE inode where the file system has them, else a named
+`<final>.tmp-<hex>` file), the file system is synced, the temp file gets its final name
+atomically (linkat, or rename) and the file system is synced again, so a final name only
+ever holds complete, durable bytes. A group of blobs shares those two syncs
+(`BlobBatch`), which is what makes group commit cheap. An existing good blob is reused;
+an existing corrupt one is moved to quarantine/ and replaced.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import blake3
+
+from .canonical import BLOB_ID_RE
+from .errors import CorruptBlobError
+
+TEMP_MARK = ".tmp-"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syncfs = getattr(_libc, "syncfs", None)
+_linkat = getattr(_libc, "linkat", None)
+_AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400
+
+
+class Staged(NamedTuple):
+    """A blob written but not yet visible: a named temp file, or an anonymous inode (fd)."""
+
+    final: str
+    temp: str | None
+    fd: int | None
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        elif self.temp is not None:
+            try:
+                os.unlink(self.temp)
+            except FileNotFoundError:
+                pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def sync_filesystem(fd: int) -> None:
+    """Make every file and directory change on fd's file system durable, in one call.
+
+    Linux's syncfs(2) is one flush of the journal for a whole group of new files, instead of
+    an fsync per file and per directory. Elsewhere fall back to a global sync."""
+    if _syncfs is not None:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}")
+    else:  # pragma: no cover - non-Linux
+        os.sync()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        return f.readall()
+
+
+class BlobStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "blobs"
+        self.quarantine_dir = self.root / "quarantine"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._dirstr = str(self.dir)
+        self._dirfd = os.open(self.dir, os.O_RDONLY)
+        self._made_dirs: set[str] = set()
+        self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
+        # One thread does all blob file I/O, in order: the writer plans the next writes while
+        # this thread creates files (file-system calls release the GIL).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-io")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
+
+    # -- paths ---------------------------------------------------------------------------
+    def path(self, blob_id: str) -> Path:
+        return Path(self._path(blob_id))
+
+    def _path(self, blob_id: str) -> str:
+        if not BLOB_ID_RE.match(blob_id):
+            raise ValueError(f"not a blob id: {blob_id!r}")
+        hexdigest = blob_id[7:]
+        return f"{self._dirstr}/{hexdigest[:2]}/{hexdigest[2:4]}/{hexdigest}"
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, blob_id: str, *, verify: bool = True) -> bytes:
+        try:
+            data = _read(self._path(blob_id))
+        except FileNotFoundError:
+            raise CorruptBlobError(blob_id, "missing: no file in the blob store") from None
+        if verify and "blake3:" + blake3.blake3(data).hexdigest() != blob_id:
+            raise CorruptBlobError(blob_id, "hash mismatch: the file's bytes changed")
+        return data
+
+    def is_good(self, blob_id: str) -> bool | None:
+        """True: present and intact; False: present but corrupt; None: absent."""
+        try:
+            data = _read(self._path(blob_id))
+        except FileNotFoundError:
+            return None
+        return "blake3:" + blake3.blake3(data).hexdigest() == blob_id
+
+    # -- writing -------------------------------------------------------------------------
+    def put(self, data: bytes) -> str:
+        blob_id = "blake3:" + blake3.blake3(data).hexdigest()
+        self.put_many({blob_id: data})
+        return blob_id
+
+    def put_many(self, blobs: Mapping[str, bytes]) -> list[str]:
+        """Make every blob durable at its final name; returns the ids whose file was (re)written."""
+        batch = self.batch()
+        for blob_id, data in blobs.items():
+            batch.add(blob_id, data)
+        return batch.durable().result()
+
+    def batch(self) -> BlobBatch:
+        """A group of blobs written in the background and made durable together."""
+        return BlobBatch(self)
+
+    def _stage(self, blob_id: str, data: bytes, anonymous: bool = True, check: bool = True) -> Staged | None:
+        """Write one blob to a temp file in its final directory (None: a good copy exists).
+
+        Preferably an anonymous O_TMPFILE inode, later linked to its final name (one
+        directory operation, and a crash leaves no temp file behind); otherwise a named
+        temp file, later renamed."""
+        final = self._path(blob_id)
+        # `check=False`: the caller knows no row references this blob, so a file at its name
+        # can only be a leftover; publishing replaces it (linkat's EEXIST path checks it)
+        state = self.is_good(blob_id) if check else None
+        if state:
+            return None
+        if state is False:
+            self.quarantine(blob_id)
+        parent = final[:-65]
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        if anonymous and self._anonymous_ok:
+            try:
+                fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+            except OSError:  # the file system has no O_TMPFILE: named temp files from now on
+                self._anonymous_ok = False
+            else:
+                _write_all(fd, data)
+                return Staged(final, None, fd)
+        temp = f"{final}{TEMP_MARK}{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        return Staged(final, temp, None)
+
+    def _publish(self, staged: Staged) -> None:
+        """Give a durable temp file its final name, atomically."""
+        if staged.fd is None:
+            os.rename(staged.temp, staged.final)  # type: ignore[arg-type]
+            return
+        for attempt in (1, 2):
+            if _linkat(_AT_FDCWD, f"/proc/self/fd/{staged.fd}".encode(), _AT_FDCWD, staged.final.encode(),
+                       _AT_SYMLINK_FOLLOW) == 0:
+                return
+            err = ctypes.get_errno()
+            blob_id = "blake3:" + os.path.basename(staged.final)
+            if err == errno.EEXIST and attempt == 1:
+                if self.is_good(blob_id):
+                    return  # someone wrote the same bytes meanwhile
+                self.quarantine(blob_id)
+                continue
+            raise OSError(err, f"linkat {staged.final}: {os.strerror(err)}")
+
+    def quarantine(self, blob_id: str) -> Path | None:
+        """Move a (corrupt) blob file out of the blob tree; never deletes it."""
+        source = self.path(blob_id)
+        self.quarantine_dir.mkdir(exist_ok=True)
+        target = self.quarantine_dir / f"{source.name}.{time.time_ns()}"
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def iter_files(self) -> Iterable[Path]:
+        for first in sorted(self.dir.iterdir()):
+            if first.is_dir():
+                for second in sorted(first.iterdir()):
+                    if second.is_dir():
+                        yield from sorted(second.iterdir())
+
+
+class BlobBatch:
+    """The blobs of one group commit.
+
+    `add` hands each blob to the BlobStore's I/O thread, which writes it to a temp file while
+    the caller goes on; `durable()` queues, behind those, one file-system sync, the renames
+    to final names and a second sync, and returns a Future the caller waits on before it
+    commits rows that reference the blobs."""
+
+    CHUNK = 64  # blobs handed to the I/O thread at a time: one Future per chunk, not per blob
+    MAX_OPEN = 1024  # anonymous temp files per batch; beyond, named temp files
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.pending: list[tuple[str, bytes, bool]] = []
+        self.staged: list[Future[list[Staged]]] = []
+        self.queued = 0
+
+    def add(self, blob_id: str, data: bytes, check: bool = True) -> None:
+        """Queue a blob; `check=False` skips looking for an existing copy first (see `_stage`)."""
+        self.pending.append((blob_id, data, check))
+        if len(self.pending) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            chunk, self.pending = self.pending, []
+            # anonymous temp files hold a descriptor open until published: cap them
+            anonymous = self.queued < self.MAX_OPEN
+            self.queued += len(chunk)
+            self.staged.append(self.store._pool.submit(self._stage_chunk, chunk, anonymous))
+
+    def _stage_chunk(self, chunk: list[tuple[str, bytes, bool]], anonymous: bool) -> list[Staged]:
+        done: list[Staged] = []
+        try:
+            for blob_id, data, check in chunk:
+                staged = self.store._stage(blob_id, data, anonymous, check)
+                if staged is not None:
+                    done.append(staged)
+        except BaseException:
+            for staged in done:
+                staged.discard()
+            raise
+        return done
+
+    def durable(self) -> Future[list[str]]:
+        self._flush()
+        return self.store._pool.submit(self._finish)
+
+    def _finish(self) -> list[str]:
+        staged: list[Staged] = []
+        failure: BaseException | None = None
+        for future in self.staged:  # all done: they ran before this on the same thread
+            if future.exception() is not None:
+                failure = failure or future.exception()
+            else:
+                staged += future.result()
+        published = 0
+        try:
+            if failure is not None:
+                raise failure
+            if not staged:
+                return []
+            sync_filesystem(self.store._dirfd)  # every temp file's bytes are durable ...
+            for item in staged:
+                self.store._publish(item)  # ... before any gets its final name
+                published += 1
+            sync_filesystem(self.store._dirfd)  # and the names are durable before rows commit
+        finally:
+            for item in staged[published:]:
+                item.discard()
+            for item in staged[:published]:
+                if item.fd is not None:
+                    os.close(item.fd)
+        return ["blake3:" + os.path.basename(item.final) for item in staged]

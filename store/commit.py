@@ -1,0 +1,469 @@
+"""Group commit: many session writes, one SQLite transaction, one receipt each.
+
+The write path is parse -> plan -> execute:
+  1. parse: `model.parse_write` checks each write's shape (a bad one is rejected alone);
+  2. plan: each write is applied by the event handlers (`events.py`) to an in-memory
+     overlay of the rows it reads and writes (`WriteContext` over `GroupState`), so every
+     rule (ids, conflicts, the CAS on the current head, aliases) is decided before anything
+     touches disk, and a write that breaks one is rejected without disturbing the others;
+  3. execute: the blobs of the whole group are made durable (two file-system syncs), then
+     the rows of every planned write are inserted table by table in one transaction,
+     together with each write's receipt and its transaction batch of facts.
+If execution itself fails (it should not: the plan checked everything), the group is redone
+one write per SAVEPOINT, so a write the planner missed is still rejected alone.
+
+This module is the one place where "already applied" is decided (write id -> receipt).
+It never imports Celery; the writer worker calls `commit_many`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Table, bindparam, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import branch, schema
+from .blobs import BlobStore
+from .canonical import PayloadError, blob_id, canonical_json, payload_bytes
+from .errors import NotFoundError, StoreError, ValidationError, WriteFailedError
+from .facts import facts_for
+from .model import ParsedWrite, now_iso, parse_write
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+_json = msgspec.json.Encoder(order="sorted")
+
+#: the kinds of per-session ids whose high-water mark is kept in `counters`
+COUNTER_KINDS = tuple(schema.ID_KINDS)
+#: tables whose rows change after insert; they are written with INSERT OR REPLACE
+UPDATABLE = {"sessions", "turns", "calls", "invocations"}
+#: what executing a planned group can raise: SQLite (through SQLAlchemy or the DBAPI cursor) or the disk
+STORAGE_FAILURES = (SQLAlchemyError, sqlite3.Error, OSError)
+KEYS: dict[str, tuple[str, ...]] = {
+    t.name: tuple(c.name for c in t.primary_key.columns) for t in schema.metadata.sorted_tables
+}
+
+
+@dataclass
+class SessionState:
+    row: dict[str, Any]
+    branch: branch.Membership
+    counters: dict[str, int]
+
+    def copy(self) -> SessionState:
+        return SessionState(dict(self.row), branch.copy(self.branch), dict(self.counters))
+
+
+@dataclass
+class GroupState:
+    """What the writes planned so far in this group have done, over what the database holds."""
+
+    conn: Connection
+    blobs: BlobStore
+    settings: Settings
+    next_tx: int
+    sessions: dict[str, SessionState | None] = field(default_factory=dict)
+    rows: dict[tuple[str, Any], dict[str, Any] | None] = field(default_factory=dict)
+    members: dict[str, branch.Membership] = field(default_factory=dict)
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what execute() will write
+    appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    new_blobs: dict[str, bytes] = field(default_factory=dict)
+    blob_rows: list[dict[str, Any]] = field(default_factory=list)
+    dirty_sessions: set[str] = field(default_factory=set)
+
+    def load_session(self, sid: str) -> SessionState | None:
+        if sid not in self.sessions:
+            row = self.conn.execute(select(schema.sessions).where(schema.sessions.c.session_id == sid)).first()
+            if row is None:
+                self.sessions[sid] = None
+            else:
+                data = row._asdict()
+                found = dict(
+                    self.conn.execute(
+                        select(schema.counters.c.kind, schema.counters.c.value).where(
+                            schema.counters.c.session_id == sid
+                        )
+                    ).all()
+                )
+                self.sessions[sid] = SessionState(
+                    data,
+                    branch.load(msgspec.json.decode(data["branch"])),
+                    {k: found.get(k, 0) for k in COUNTER_KINDS},
+                )
+        return self.sessions[sid]
+
+    def load_row(self, table: Table, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        cache_key = (table.name, key)
+        if cache_key not in self.rows:
+            params = {f"k{i}": v for i, v in enumerate(key)}
+            row = self.conn.execute(_by_key(table), params).first()
+            self.rows[cache_key] = row._asdict() if row is not None else None
+        return self.rows[cache_key]
+
+
+_BY_KEY: dict[str, Any] = {}
+
+
+def _by_key(table: Table) -> Any:
+    """`SELECT * FROM table WHERE <primary key> = :k0 [AND ...]`, built once per table."""
+    if table.name not in _BY_KEY:
+        cols = [table.c[name] for name in KEYS[table.name]]
+        _BY_KEY[table.name] = select(table).where(*[c == bindparam(f"k{i}") for i, c in enumerate(cols)])
+    return _BY_KEY[table.name]
+
+
+def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], tail: str = "") -> None:
+    """executemany of full rows (every planned row carries every column of its table)."""
+    columns = [c.name for c in table.columns]
+    sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}){tail}"
+    cursor.executemany(sql, map(itemgetter(*columns), rows))
+
+
+class WriteContext:
+    """One write being planned: reads see the group's overlay, changes stay staged until it succeeds."""
+
+    def __init__(self, group: GroupState, write: ParsedWrite, sid: str, session: SessionState | None) -> None:
+        self.group = group
+        self.write_id = write.write_id
+        self.sid = sid  # the session's id (the write may name it by an alias)
+        self.named = write.session  # as the producer named it
+        self.session = session.copy() if session is not None else None
+        self.session_before = session.row if session is not None else None
+        self.tx_id = group.next_tx
+        self.index = 0
+        self.at = ""
+        self.staged: dict[tuple[str, Any], dict[str, Any] | None] = {}
+        self.appended: list[tuple[str, dict[str, Any]]] = []
+        self.dirty: list[tuple[str, Any]] = []
+        self.members: dict[str, branch.Membership] = {}
+        self.blobs: dict[str, tuple[bytes, str, str]] = {}
+        self.event_ids: list[int] = []
+        self.ids: dict[str, list[Any]] = {}
+        self.head_moves: list[dict[str, Any]] = []
+        self.new_sessions: dict[str, SessionState] = {}
+
+    # -- reading through the overlay ----------------------------------------------------
+    def get(self, table: Table, *key: Any) -> dict[str, Any] | None:
+        cache_key = (table.name, key)
+        if cache_key in self.staged:
+            return self.staged[cache_key]
+        return self.group.load_row(table, key)
+
+    def other_session(self, sid: str) -> SessionState | None:
+        if sid == self.sid:
+            return self.session
+        return self.group.load_session(sid)
+
+    def require_session(self) -> SessionState:
+        if self.session is None:
+            raise NotFoundError("session", self.sid, event_index=self.index)
+        return self.session
+
+    def require(self, table: Table, what: str, *key: Any) -> dict[str, Any]:
+        row = self.get(table, *key)
+        if row is None:
+            name = "/".join(str(k) for k in key)
+            raise NotFoundError(what, name, event_index=self.index)
+        return row
+
+    def head_members(self, head_id: str) -> branch.Membership:
+        for source in (self.members, self.group.members):
+            if head_id in source:
+                return source[head_id]
+        row = self.require(schema.heads, "head", head_id)
+        members = branch.load(msgspec.json.decode(self.group.blobs.get(row["state_blob"]))["members"])
+        self.group.members[head_id] = members
+        return members
+
+    # -- staging changes ----------------------------------------------------------------
+    def insert(self, table: Table, row: dict[str, Any]) -> None:
+        key = tuple(row[k] for k in KEYS[table.name])
+        self.staged[(table.name, key)] = row
+        if table.name in UPDATABLE:
+            self.dirty.append((table.name, key))
+        else:
+            self.appended.append((table.name, row))
+
+    def update(self, table: Table, row: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        new = {**row, **changes}
+        key = tuple(new[k] for k in KEYS[table.name])
+        self.staged[(table.name, key)] = new
+        self.dirty.append((table.name, key))
+        return new
+
+    def next_id(self, kind: str, given: int | None) -> int:
+        session = self.require_session()
+        counters = session.counters
+        value = given if given is not None else counters[kind] + 1
+        if value > counters[kind]:
+            counters[kind] = value
+        self.ids.setdefault(kind, []).append(value)
+        return value
+
+    def stamp(self, kind: str, entity: str | None = None, entity_id: Any = None, *,
+              status: str | None = None, meta_blob: str | None = None) -> int:
+        """Record the current event in the audit log; returns its event id."""
+        session = self.require_session()
+        event_id = session.counters["event"] + 1
+        session.counters["event"] = event_id
+        branch.add(session.branch.setdefault(self.sid, []), event_id)
+        session.row["updated_at"] = self.at
+        self.appended.append(("events", {
+            "session_id": self.sid, "event_id": event_id, "type": kind, "at": self.at,
+            "write_id": self.write_id, "tx_id": self.tx_id, "entity": entity,
+            "entity_id": None if entity_id is None else str(entity_id), "status": status,
+            "meta_blob": meta_blob,
+        }))
+        self.event_ids.append(event_id)
+        return event_id
+
+    def payload(self, value: Any, kind: str, field_name: str) -> str:
+        """Stage a payload as a blob and return its id."""
+        settings = self.group.settings
+        try:
+            data, media = payload_bytes(value, settings.max_nesting_depth)
+        except PayloadError as exc:
+            raise ValidationError(str(exc), write_id=self.write_id, event_index=self.index,
+                                  field=field_name) from None
+        if len(data) > settings.max_payload_bytes:
+            raise ValidationError(
+                f"payload of {len(data)} bytes; at most {settings.max_payload_bytes}",
+                write_id=self.write_id, event_index=self.index, field=field_name)
+        bid = blob_id(data)
+        if bid not in self.blobs:
+            self.blobs[bid] = (data, kind, media)
+        return bid
+
+    def optional_payload(self, value: Any, kind: str, field_name: str) -> str | None:
+        return None if value is None else self.payload(value, kind, field_name)
+
+    def json_blob(self, value: Any, kind: str) -> str:
+        data = canonical_json(value)
+        bid = blob_id(data)
+        self.blobs.setdefault(bid, (data, kind, "application/json"))
+        return bid
+
+
+def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
+    write_id = raw.get("write_id") if isinstance(raw, dict) else None
+    session = raw.get("session") if isinstance(raw, dict) else None
+    return {
+        "write_id": write_id if isinstance(write_id, str) else None,
+        "status": "rejected",
+        "session": session if isinstance(session, str) else None,
+        "error": error.as_dict(),
+    }
+
+
+class GroupCommit:
+    """Applies a group of writes in one transaction on `conn` (which the caller owns)."""
+
+    def __init__(self, conn: Connection, blobs: BlobStore, settings: Settings) -> None:
+        self.conn, self.blobs, self.settings = conn, blobs, settings
+
+    def run(self, raws: Sequence[Any]) -> list[dict[str, Any]]:
+        from .events import apply_event  # the handler table; imported late to keep layering obvious
+
+        self.apply_event = apply_event
+        at = now_iso()
+        parsed: list[ParsedWrite | None] = []
+        receipts: list[dict[str, Any] | None] = []
+        for raw in raws:
+            try:
+                parsed.append(parse_write(raw, self.settings))
+                receipts.append(None)
+            except StoreError as exc:
+                parsed.append(None)
+                receipts.append(rejection(raw, exc))
+        known = self._stored_receipts([p.write_id for p in parsed if p is not None])
+
+        savepoint = self.conn.begin_nested()
+        try:
+            group = self._plan_group(raws, parsed, receipts, known, at)
+            self._execute(group, at)
+            savepoint.commit()
+        except STORAGE_FAILURES as exc:
+            savepoint.rollback()
+            log.warning("group commit failed (%s); retrying one write per savepoint", exc)
+            for i, write in enumerate(parsed):
+                if write is None:
+                    continue
+                one: list[dict[str, Any] | None] = [None]
+                sub = self.conn.begin_nested()
+                try:
+                    group = self._plan_group([raws[i]], [write], one, self._stored_receipts([write.write_id]), at)
+                    self._execute(group, at)
+                    sub.commit()
+                except STORAGE_FAILURES as failure:
+                    sub.rollback()
+                    one[0] = rejection(raws[i], WriteFailedError(f"could not be stored: {failure}"))
+                receipts[i] = one[0]
+        rejected = [(raws[i], r) for i, r in enumerate(receipts) if r is not None and r["status"] == "rejected"]
+        if rejected:
+            self._dead_letters(rejected, at)
+        return [r for r in receipts if r is not None]
+
+    # -- plan ---------------------------------------------------------------------------
+    def _stored_receipts(self, write_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(write_ids), 500):
+            chunk = write_ids[start : start + 500]
+            rows = self.conn.execute(
+                select(schema.writes.c.write_id, schema.writes.c.receipt).where(schema.writes.c.write_id.in_(chunk))
+            )
+            for write_id, receipt in rows:
+                found[write_id] = msgspec.json.decode(receipt)
+        return found
+
+    def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
+        last_tx = self.conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
+        group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1)
+        for i, write in enumerate(parsed):
+            if write is None:
+                continue
+            done = known.get(write.write_id) or group.receipts.get(write.write_id)
+            if done is not None:
+                receipts[i] = done
+                continue
+            try:
+                ctx = self._plan(group, write, at)
+            except StoreError as exc:
+                if isinstance(exc, ValidationError) and exc.write_id is None:
+                    exc = ValidationError(exc.message, write_id=write.write_id)
+                receipts[i] = rejection(raws[i], exc)
+                continue
+            receipts[i] = self._merge(group, ctx, at)
+        return group
+
+    def _plan(self, group: GroupState, write: ParsedWrite, at: str) -> WriteContext:
+        sid = self._resolve_alias(group, write.session)
+        ctx = WriteContext(group, write, sid, group.load_session(sid))
+        for index, ev in enumerate(write.events):
+            ctx.index = index
+            ctx.at = ev.at or at
+            self.apply_event(ctx, ev)
+        if ctx.session is None:
+            raise NotFoundError("session", write.session)
+        return ctx
+
+    def _resolve_alias(self, group: GroupState, name: str) -> str:
+        if group.load_session(name) is not None:
+            return name
+        alias = group.load_row(schema.aliases, (name,))
+        return alias["session_id"] if alias is not None else name
+
+    def _merge(self, group: GroupState, ctx: WriteContext, at: str) -> dict[str, Any]:
+        """The write is good: fold its staged changes into the group and build its receipt."""
+        assert ctx.session is not None
+        group.sessions[ctx.sid] = ctx.session
+        group.dirty_sessions.add(ctx.sid)
+        group.rows.update(ctx.staged)
+        group.members.update(ctx.members)
+        for table_name, row in ctx.appended:
+            group.appended.setdefault(table_name, []).append(row)
+        for table_name, key in ctx.dirty:
+            group.dirty.setdefault(table_name, {})[key] = group.rows[(table_name, key)]  # type: ignore[assignment]
+        for bid, (data, kind, media) in ctx.blobs.items():
+            if bid not in group.new_blobs:
+                group.new_blobs[bid] = data
+                group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
+                                        "created_at": at, "status": "ok"})
+        receipt = {
+            "write_id": ctx.write_id,
+            "status": "committed",
+            "tx_id": ctx.tx_id,
+            "session": ctx.sid,
+            "event_ids": ctx.event_ids,
+            "ids": ctx.ids,
+            "blobs": sorted(ctx.blobs),
+            "heads": ctx.head_moves,
+            "at": at,
+        }
+        facts = facts_for(ctx)
+        group.appended.setdefault("tx", []).append({
+            "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at,
+            "facts": _json.encode(facts)})
+        group.appended.setdefault("writes", []).append({
+            "write_id": ctx.write_id, "session_id": ctx.sid, "tx_id": ctx.tx_id,
+            "receipt": _json.encode(receipt), "committed_at": at})
+        group.receipts[ctx.write_id] = receipt
+        group.next_tx += 1
+        return receipt
+
+    # -- execute ------------------------------------------------------------------------
+    def _execute(self, group: GroupState, at: str) -> None:
+        # The blob I/O thread writes, syncs and publishes the group's blobs while the rows are
+        # inserted here (SQLite releases the GIL; planning would not, which is why blobs are
+        # handed over only now). The caller commits only after `durable` is done, so no
+        # committed row points at a blob that is not durable.
+        durable = None
+        if group.new_blobs:
+            known = self._known_blobs(list(group.new_blobs))
+            batch = self.blobs.batch()
+            for bid, data in group.new_blobs.items():
+                batch.add(bid, data, check=bid in known)  # only a blob with a row can already be good
+            durable = batch.durable()
+        try:
+            self._insert_rows(group)
+        finally:
+            if durable is not None:
+                durable.result()
+
+    def _known_blobs(self, blob_ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(blob_ids), 500):
+            chunk = blob_ids[start : start + 500]
+            known.update(self.conn.execute(select(schema.blobs.c.blob_id).where(schema.blobs.c.blob_id.in_(chunk)))
+                         .scalars())
+        return known
+
+    def _insert_rows(self, group: GroupState) -> None:
+        # One executemany per table. The statements are compiled from the SQLAlchemy tables
+        # once (`_bulk_sql`) and run on the transaction's own DBAPI cursor with positional
+        # tuples: SQLAlchemy's per-row parameter processing was a third of the writer's CPU.
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for table in schema.metadata.sorted_tables:
+                rows = group.appended.get(table.name)
+                if rows:
+                    _bulk(cursor, table, "INSERT", rows)
+                dirty = group.dirty.get(table.name)
+                if dirty:
+                    _bulk(cursor, table, "INSERT OR REPLACE", dirty.values())
+            if group.blob_rows:
+                # a blob seen before keeps its first row; writing it again clears a quarantine mark
+                _bulk(cursor, schema.blobs, "INSERT", group.blob_rows,
+                      " ON CONFLICT (blob_id) DO UPDATE SET status = 'ok'")
+            session_rows, counter_rows = [], []
+            for sid in group.dirty_sessions:
+                state = group.sessions[sid]
+                assert state is not None
+                state.row["branch"] = _json.encode(branch.dump(state.branch)).decode()
+                session_rows.append(state.row)
+                counter_rows.extend({"session_id": sid, "kind": kind, "value": value}
+                                    for kind, value in state.counters.items() if value)
+            if session_rows:
+                _bulk(cursor, schema.sessions, "INSERT OR REPLACE", session_rows)
+                _bulk(cursor, schema.counters, "INSERT OR REPLACE", counter_rows)
+        finally:
+            cursor.close()
+
+    def _dead_letters(self, rejected: Iterable[tuple[Any, dict[str, Any]]], at: str) -> None:
+        rows = []
+        for _raw, receipt in rejected:
+            error = receipt["error"]
+            rows.append({
+                "write_id": receipt["write_id"], "session_id": receipt["session"],
+                "error_type": error["type"], "message": error["message"],
+                "event_index": error.get("event_index"), "field": error.get("field"),
+                "error": _json.encode(error), "at": at})
+        self.conn.execute(insert(schema.rejected_writes), rows)

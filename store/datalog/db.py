@@ -1,0 +1,463 @@
+"""The ``Database``: the public face of the engine.
+
+Owns: opening a datoms file with a schema, running transactions (one SQLite
+transaction each, or many in one for bulk apply), queries inside one read
+transaction (a consistent snapshot), pulls, and the entity-level reads used by
+query evaluation (``scan_pattern``) and pull.
+Must never: hold query or transaction logic itself (``query``, ``rules``,
+``tx`` and ``pull`` do), or let a non-Datalog exception escape a public call.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edn_format import Keyword
+
+from . import edn
+from .errors import DatalogError, QueryError, QueryParseError, TransactError
+from .parser import Query, parse_query
+from .pull import PullPattern, parse_pattern, pull_entity
+from .query import execute
+from .relation import getter
+from .schema import Schema, parse_schema
+from .storage import Storage, decode, decode_many, encode
+from .tx import Datom, Transactor, TxReport
+
+_LISTY = (list, tuple)
+_USER_META = "user:"
+
+
+@dataclass
+class BulkReport:
+    """Summary of ``transact_many``: no per-datom report, to keep bulk apply cheap."""
+
+    txs: int
+    added: int
+    retracted: int
+    last_tx: int | None
+
+
+def _guard_parse(parse: Any, form: Any) -> Any:
+    """Parsers raise QueryParseError on purpose; anything else (deep nesting, odd types) is
+    still the caller's malformed input, never a traceback from inside the engine."""
+    try:
+        return parse(form)
+    except DatalogError:
+        raise
+    except RecursionError:
+        raise QueryParseError("query or pattern nests too deeply", None) from None
+    except Exception as exc:
+        raise QueryParseError(f"cannot parse {form!r:.200}: {type(exc).__name__}: {exc}", form) from None
+
+
+class Database:
+    """A Datalog database stored in one SQLite file (or ``":memory:"``)."""
+
+    def __init__(self, storage: Storage, schema: Schema) -> None:
+        self._st = storage
+        self.schema = schema
+        self._tx = Transactor(storage, schema)
+        self._queries: OrderedDict[Any, Query] = OrderedDict()
+
+    # -- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, schema: Any = None) -> Database:
+        """Open or create the file at ``path`` (or ``":memory:"``).
+
+        ``schema`` (dict or EDN string) replaces the stored schema; ``None`` keeps it.
+        """
+        try:
+            st = Storage(str(path))
+        except Exception as exc:  # sqlite3 / SQLAlchemy errors: bad directory, not a database, locked
+            raise DatalogError(f"cannot open Datalog database {str(path)!r}: {exc}") from exc
+        try:
+            if schema is None:
+                stored = st.meta.get("schema")
+                sch = Schema.from_json(stored) if stored else Schema()
+            else:
+                sch = parse_schema(schema)
+                st.begin(write=True)
+                st.set_meta("schema", sch.to_json())
+                st.set_meta("format", "1")
+                st.commit()
+        except BaseException:
+            st.close()
+            raise
+        return cls(st, sch)
+
+    def close(self) -> None:
+        self._st.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str:
+        return self._st.path
+
+    # -- writes ----------------------------------------------------------------------
+    @contextmanager
+    def _write(self, what: str, meta: Mapping[str, str] | None) -> Iterator[None]:
+        """One SQLite write transaction: commit with the caller's meta, or roll back and
+        raise a DatalogError (any other exception is wrapped, never leaked)."""
+        st = self._st
+        st.refresh()
+        st.begin(write=True)
+        try:
+            yield
+            self._write_user_meta(meta)
+            st.commit()
+        except DatalogError:
+            st.rollback()
+            self._tx.reset()
+            raise
+        except Exception as exc:
+            st.rollback()
+            self._tx.reset()
+            raise TransactError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def transact(self, tx_data: Any, meta: Mapping[str, str] | None = None) -> TxReport:
+        """Apply one transaction atomically; returns tempids and datoms added/retracted.
+
+        ``meta``: caller metadata (e.g. an indexer's watermark) written in the same SQLite
+        transaction as the datoms; read it back with ``get_meta``.
+        """
+        with self._write("transaction", meta):
+            report = self._tx.apply(tx_data)
+        return report
+
+    def transact_many(self, batches: Iterable[Any], meta: Mapping[str, str] | None = None) -> BulkReport:
+        """Apply many transactions in order inside ONE SQLite transaction (all or nothing).
+
+        The cheap path for bulk apply and rebuilds: no per-datom report is built.
+        ``meta`` (see ``transact``) commits together with the datoms, even for no batches.
+        """
+        txs = added = retracted = 0
+        last = None
+        # bulk apply allocates millions of short-lived containers and no cycles: the cyclic GC
+        # would rescan the caller's (often large) tx data again and again (measured ~15-25%)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with self._write("bulk transaction", meta):
+                for tx_data in batches:
+                    r = self._tx.apply(tx_data, collect=False)
+                    txs += 1
+                    added += r.added
+                    retracted += r.retracted
+                    last = r.tx
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return BulkReport(txs, added, retracted, last)
+
+    def _write_user_meta(self, meta: Mapping[str, str] | None) -> None:
+        for key, value in (meta or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TransactError(f"meta keys and values must be strings, got {key!r}: {value!r}")
+            self._st.set_meta(_USER_META + key, value)  # namespaced: never clobbers engine keys
+
+    def get_meta(self, key: str) -> str | None:
+        """Caller metadata written by ``transact(..., meta=...)`` (latest committed value)."""
+        row = self._st.conn.execute("SELECT value FROM meta WHERE key = ?", (_USER_META + key,)).fetchone()
+        return row[0] if row else None
+
+    # -- reads -----------------------------------------------------------------------
+    def _parse(self, query: Any) -> Query:
+        key = query if isinstance(query, str) else None
+        if key is not None:
+            q = self._queries.get(key)
+            if q is not None:
+                self._queries.move_to_end(key)
+                return q
+        q = _guard_parse(parse_query, query)
+        if key is not None:
+            self._queries[key] = q
+            if len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return q
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        st = self._st
+        st.refresh()
+        st.begin(write=False)  # one snapshot for the whole read
+        try:
+            return fn(*args)
+        except DatalogError:
+            raise
+        except RecursionError:
+            raise QueryError("query nests too deeply") from None
+        except Exception as exc:
+            raise QueryError(f"query failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if st.conn.in_transaction:
+                st.conn.execute("COMMIT")
+
+    def q(self, query: Any, *inputs: Any) -> Any:
+        """Run a query (EDN string or Python data). ``$`` is this database; ``inputs``
+        fill the other ``:in`` slots in order."""
+        parsed = self._parse(query)
+        if inputs and inputs[0] is self:
+            inputs = inputs[1:]  # DataScript-style call q(query, db, ...): the database is implicit here
+        return self._read(execute, self, parsed, inputs)
+
+    def pull(self, pattern: Any, eid: Any) -> dict | None:
+        pat = _guard_parse(parse_pattern, pattern)
+        return self._read(self._pull_one, pat, eid)
+
+    def pull_many(self, pattern: Any, eids: Iterable[Any]) -> list[dict | None]:
+        pat = _guard_parse(parse_pattern, pattern)
+        eids = list(eids)
+        return self._read(lambda: [self._pull_one(pat, e) for e in eids])
+
+    def entid(self, eid: Any) -> int | None:
+        """Entity id for an id or lookup ref (``None`` when a lookup ref finds nothing)."""
+        return self._read(self._resolve, eid)
+
+    def datoms(self, index: str, *components: Any) -> list[Datom]:
+        """Datoms of an index (``"eavt"`` with e[, a] or ``"avet"`` with a[, v])."""
+
+        def run() -> list[Datom]:
+            st = self._st
+            where, params = [], []
+            if index == "eavt":
+                if components:
+                    e = self._resolve(components[0])
+                    if e is None:
+                        return []
+                    where.append("e = ?")
+                    params.append(e)
+                attr_pos = 1
+            elif index == "avet":
+                if not components:
+                    raise QueryError("avet datoms need an attribute")
+                attr_pos = 0
+            else:
+                raise QueryError(f"unknown index {index!r}; use 'eavt' or 'avet'")
+            if len(components) > attr_pos:
+                aid = st.attr_id(edn.ident(components[attr_pos]) or "")
+                if aid is None:
+                    return []
+                where.append("a = ?")
+                params.append(aid)
+            if index == "avet" and len(components) > 1:
+                where.append("v = ?")
+                params.append(encode(components[1]))
+            sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
+            names = st.attr_names
+            rows = [Datom(e, names[a], decode(v), tx, True) for e, a, v, tx in st.conn.execute(sql, params)]
+            key = (lambda d: (d.e, d.a)) if index == "eavt" else (lambda d: (d.a, d.e))
+            return sorted(rows, key=key)
+
+        return self._read(run)
+
+    # -- used by query evaluation and pull (inside a read transaction) ---------------------
+    def _resolve(self, x: Any) -> int | None:
+        if type(x) is int:
+            return x if x > 0 else None
+        if isinstance(x, _LISTY) and len(x) == 2:
+            a = edn.ident(x[0])
+            if a is None or not self.schema.unique(a):
+                raise QueryError(f"lookup ref attribute must be :db/unique: {x!r}")
+            aid = self._st.attr_id(a)
+            if aid is None:
+                return None
+            v = x[1]
+            if self.schema.is_ref(a) and isinstance(v, _LISTY):
+                v = self._resolve(v)
+            try:
+                return self._st.entity_with(aid, encode(v))
+            except TransactError:
+                return None
+        return None
+
+    def _pull_one(self, pattern: PullPattern, eid: Any) -> dict | None:
+        e = self._resolve(eid)
+        if e is None:
+            return None
+        return pull_entity(self, pattern, e, frozenset(), {})
+
+    def entity_attrs(self, e: int) -> dict[str, list[Any]]:
+        names = self._st.attr_names
+        out: dict[str, list[Any]] = {}
+        for a, v in self._st.entity_datoms(e):
+            out.setdefault(names[a], []).append(decode(v))
+        return out
+
+    def reverse_refs(self, attr: str, e: int) -> list[int]:
+        aid = self._st.attr_id(attr)
+        if aid is None:
+            return []
+        return sorted(r[0] for r in self._st.scan(aid, v=e))
+
+    def attr_values(self, e: Any, attr: Any, for_fn: str = "") -> list[Any]:
+        a = edn.ident(attr)
+        if a is None:
+            raise QueryError(f"{for_fn}: bad attribute {attr!r}")
+        eid = self._resolve(e)
+        aid = self._st.attr_id(a)
+        if eid is None or aid is None:
+            return []
+        return decode_many(self._st.values(eid, aid))
+
+    def count_attr(self, attr: Any) -> int:
+        a = edn.ident(attr) if isinstance(attr, (str, Keyword)) else None
+        aid = self._st.attr_id(a) if a else None
+        return self._st.count(aid) if aid is not None else 0
+
+    def estimate(self, attr: Any, value: Any) -> int:
+        """Datoms with this attribute and value, counted exactly up to 1000 (planner estimate)."""
+        a = edn.ident(attr) if isinstance(attr, (str, Keyword)) else None
+        aid = self._st.attr_id(a) if a else None
+        if aid is None:
+            return 0
+        if isinstance(value, _LISTY) and self.schema.is_ref(a):
+            value = self._resolve(value)
+            if value is None:
+                return 0
+        try:
+            return self._st.estimate(aid, encode(value))
+        except TransactError:
+            return 0
+
+    def total(self) -> int:
+        return sum(self._st.attr_counts.values())
+
+    def scan_pattern(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
+        """Rows matching a data pattern's constants and bound sets, as tuples of the ``want``
+        positions (0 = entity, 1 = attribute ident, 2 = value); distinct when ``want`` drops one.
+
+        Each of e/a/v is None (free), ("const", x) or ("bound", set of values).
+        Picks an index range scan: EAVT for a known entity, AVET for a known value,
+        an IN-list probe when a bound set is small next to the attribute, else a
+        scan of the attribute.  Single-attribute scans project in SQL, so a pattern
+        like ``[_ :head/basis ?h]`` reads DISTINCT values straight from the AVET index.
+        """
+        st = self._st
+        if a is None:
+            aids: list[int | None] = [None]
+        elif a[0] == "const":
+            ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
+            aid = st.attr_id(ident) if ident else None
+            if aid is None:
+                return []
+            aids = [aid]
+        else:
+            aids = [st.attr_id(x) for x in (edn.ident(i) for i in a[1] if isinstance(i, (str, Keyword))) if x]
+            aids = [x for x in aids if x is not None]
+        ev = None
+        es = None
+        if e is not None:
+            if e[0] == "const":
+                ev = self._resolve(e[1])
+                if ev is None:
+                    return []
+            else:
+                es = [x for x in e[1] if type(x) is int]
+        out: list[tuple] = []
+        names = st.attr_names
+        full = want == (0, 1, 2)
+        for aid in aids:
+            vv = None
+            vs = None
+            if v is not None:
+                if v[0] == "const":
+                    val = v[1]
+                    if aid is not None and isinstance(val, _LISTY) and self.schema.is_ref(names[aid]):
+                        val = self._resolve(val)
+                        if val is None:
+                            continue
+                    try:
+                        vv = encode(val)
+                    except TransactError:
+                        continue
+            n = st.count(aid) if aid is not None else self.total()
+            if v is not None and v[0] == "bound" and aid is not None and len(v[1]) * 4 < n:
+                vs = []  # encoded only when the IN probe will be used
+                for x in v[1]:
+                    try:
+                        vs.append(encode(x))
+                    except TransactError:
+                        pass
+            if ev is not None:
+                rows = st.scan(aid, e=ev, v=vv)
+            elif vv is not None and es is not None and len(es) * 4 < st.estimate(aid, vv):
+                rows = st.scan(aid, v=vv, es=es)  # few bound entities: probe EAVT, not every holder of v
+            elif es is not None and (aid is None or len(es) * 4 < n):
+                rows = st.scan(aid, es=es)
+            elif vs is not None and aid is not None and vv is None and len(vs) * 4 < n:
+                rows = st.scan(aid, vs=vs)
+            elif aid is not None and not full and 1 not in want:
+                # projection pushed into SQL over the AVET index
+                out.extend(self._scan_projected(aid, vv, want))
+                continue
+            elif aid is not None:
+                rows = st.scan(aid, v=vv) if vv is not None else [(x, aid, y) for x, y in st.scan_av(aid)]
+            else:
+                rows = st.scan(None, v=vv) if vv is not None else st.scan(None)
+            conv = [(x, names[y], decode(z) if type(z) is bytes else z) for x, y, z in rows]
+            if full:
+                out.extend(conv)
+            else:
+                g = getter(want)
+                out.extend(g(r) for r in conv)
+        if not full and (len(aids) > 1 or len(want) < 3):
+            out = list(dict.fromkeys(out))
+        return out
+
+    def scan_with_tx(self, e: Any, a: Any, v: Any, es: Any = None) -> list[tuple]:
+        """(e, attr ident, value, tx) rows for ``[e a v tx]`` patterns (constants or None)."""
+        st = self._st
+        where, params = [], []
+        if a is not None:
+            aid = st.attr_id(edn.ident(a) or "") if isinstance(a, (str, Keyword)) else None
+            if aid is None:
+                return []
+            where.append("a = ?")
+            params.append(aid)
+            if v is not None and isinstance(v, _LISTY) and self.schema.is_ref(st.attr_names[aid]):
+                v = self._resolve(v)
+                if v is None:
+                    return []
+        if e is not None:
+            e = self._resolve(e)
+            if e is None:
+                return []
+            where.append("e = ?")
+            params.append(e)
+        elif es is not None and len(es) < 900:
+            ints = [x for x in es if type(x) is int]
+            where.append(f"e IN ({','.join('?' * len(ints))})")
+            params.extend(ints)
+        if v is not None:
+            try:
+                params.append(encode(v))
+            except TransactError:
+                return []
+            where.append("v = ?")
+        sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
+        names = st.attr_names
+        return [(x, names[y], decode(z), t) for x, y, z, t in st.conn.execute(sql, params)]
+
+    def _scan_projected(self, aid: int, vv: Any, want: tuple[int, ...]) -> list[tuple]:
+        cols = ", ".join("e" if w == 0 else "v" for w in want)
+        attr = self.schema.get(self._st.attr_names[aid])
+        # DISTINCT costs a temp B-tree; skip it where (a, e) or (a, v) cannot repeat
+        distinct = not (len(want) == 2 or (want == (0,) and not attr.many) or (want == (2,) and attr.unique))
+        sql = f"SELECT {'DISTINCT ' if distinct else ''}{cols} FROM datoms WHERE a = ?"
+        sql += " AND v = ?" if vv is not None else ""
+        rows = self._st.conn.execute(sql, (aid, vv) if vv is not None else (aid,)).fetchall()
+        if 2 in want and any(type(r[-1]) is bytes for r in rows):
+            i = want.index(2)
+            rows = [r[:i] + (decode(r[i]),) + r[i + 1 :] for r in rows]
+        return rows

@@ -1,0 +1,552 @@
+"""Query evaluation: parsed records + inputs -> result.
+
+Owns: the evaluation context, choosing the next clause (the planner), and
+evaluating clauses (patterns, predicates, function bindings, not, or) to
+relations that are joined into the context.  Input bindings live in
+``bindings``, rules in ``rules.Solver``, the find phase in ``find``.
+Must never: parse query text (``parser`` does) or write to the database.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+from edn_format import Keyword
+
+from . import builtins as bi
+from .bindings import bind_with_dups, expand, flat_vars
+from .errors import QueryError, QueryParseError
+from .parser import (
+    BLANK,
+    Const,
+    FnBinding,
+    Not,
+    Or,
+    Pattern,
+    Predicate,
+    Query,
+    RuleCall,
+    Var,
+    _fmt,
+    parse_rules,
+    vars_of,
+)
+from .relation import Rel, first_positions, getter, hash_join, product
+
+if TYPE_CHECKING:
+    from .db import Database
+    from .rules import Solver
+
+_INF = float("inf")
+
+
+class Context:
+    """The relations bound so far plus what clauses need to evaluate (sources, rules)."""
+
+    __slots__ = ("rels", "sources", "rules", "solver", "in_fix", "empty")
+
+    def __init__(self, sources: dict[str, Any], rules: dict, solver: Solver | None, in_fix: bool = False) -> None:
+        self.rels: list[Rel] = []
+        self.sources = sources
+        self.rules = rules
+        self.solver = solver
+        self.in_fix = in_fix
+        self.empty = False
+
+    def child(self, seed: Rel | None = None) -> Context:
+        c = Context(self.sources, self.rules, self.solver, self.in_fix)
+        if seed is not None:
+            c.add(seed)
+        return c
+
+    def bound(self) -> set:
+        out: set = set()
+        for r in self.rels:
+            out.update(r.vars)
+        return out
+
+    def has(self, var: Any) -> bool:
+        return any(var in r.pos for r in self.rels)
+
+    def size(self, var: Any) -> int:
+        for r in self.rels:
+            if var in r.pos:
+                return len(r.rows)
+        return 0
+
+    def values(self, var: Any) -> set:
+        for r in self.rels:
+            if var in r.pos:
+                return r.column(var)
+        raise QueryError(f"variable {var} is not bound")
+
+    def add(self, rel: Rel) -> None:
+        """Join ``rel`` into the context: hash-join with every relation sharing a variable."""
+        if not rel.rows:
+            self.empty = True
+        # a fresh Rel object: predicates and not filter ``rows`` of context relations in place
+        keep, result = [], Rel(rel.vars, rel.rows)
+        for r in self.rels:
+            if any(v in r.pos for v in rel.vars):
+                result = hash_join(r, result)
+            else:
+                keep.append(r)
+        keep.append(result)
+        self.rels = keep
+        if not result.rows:
+            self.empty = True
+
+    def merge(self, vars: Any) -> Rel:
+        """One relation holding all of ``vars`` (a product of the relations involved)."""
+        vars = set(vars)
+        keep, result = [], None
+        for r in self.rels:
+            if vars.intersection(r.vars):
+                result = r if result is None else product(result, r)
+            else:
+                keep.append(r)
+        if result is None:
+            result = Rel((), [()])
+        missing = vars.difference(result.vars)
+        if missing:
+            raise QueryError(f"insufficient bindings: {sorted(v.name for v in missing)} not bound")
+        keep.append(result)
+        self.rels = keep
+        return result
+
+    def project(self, vars: tuple) -> Rel:
+        if self.empty:
+            return Rel(vars, [])
+        return self.merge(vars).project(vars)
+
+
+# -- the planner --------------------------------------------------------------------------
+
+
+def not_join_vars(clauses: tuple, initial: set) -> dict[int, tuple]:
+    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order)."""
+    out = {}
+    seen = set(initial)
+    for i, c in enumerate(clauses):
+        if isinstance(c, Not):
+            if c.join_vars is None:
+                jv = tuple(sorted(vars_of(c) & seen, key=lambda v: v.name))
+                if not jv:
+                    names = sorted(v.name for v in vars_of(c))
+                    raise QueryParseError(f"insufficient bindings: none of {names} is bound in {_fmt(c.form)}", c.form)
+                out[i] = jv
+            else:
+                out[i] = c.join_vars
+        elif not isinstance(c, Predicate):
+            seen |= vars_of(c)
+    return out
+
+
+class Evaluator:
+    """Evaluates a clause list in a context; one per query run."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.estimates: dict[tuple, float] = {}  # (attr, value) -> datom count, per query run
+
+    def cost(self, c: Any, ctx: Context, bound: set, join: tuple | None) -> float | None:
+        if isinstance(c, Pattern):
+            src = ctx.sources.get(c.source)
+            if src is None:
+                raise QueryError(f"no source {c.source} for {_fmt(c.form)}; add it to :in")
+            terms = list(c.terms) + [BLANK] * (3 - len(c.terms))
+            e, a, v = terms[:3]
+            if src is not self.db and not hasattr(src, "scan_pattern"):
+                return float(len(src)) if hasattr(src, "__len__") else 1000.0
+            n = float(src.count_attr(a.value)) if isinstance(a, Const) else float(src.total())
+            if isinstance(e, Const):
+                return 1.0
+            est = n + 10.0
+            if isinstance(a, Const) and isinstance(v, Const):
+                key = (a.value, v.value)
+                cached = self.estimates.get(key)
+                if cached is None:
+                    cached = self.estimates[key] = float(src.estimate(a.value, v.value))
+                est = min(est, cached)
+            if isinstance(e, Var) and e in bound:
+                est = min(est, 3.0 + ctx.size(e))
+            if isinstance(v, Var) and v in bound:
+                est = min(est, 4.0 + ctx.size(v))
+            return est
+        if isinstance(c, Predicate):
+            need = vars_of(c)
+            return -1.0 if need <= bound else None
+        if isinstance(c, FnBinding):
+            need = {a for a in c.args if isinstance(a, Var)} | ({c.fn} if isinstance(c.fn, Var) else set())
+            return 0.0 if need <= bound else None
+        if isinstance(c, Not):
+            return -0.5 if set(join or ()) <= bound else None
+        if isinstance(c, Or):
+            if not set(c.required) <= bound:
+                return None
+            return 100.0 if vars_of(c) & bound else 1e7
+        if isinstance(c, RuleCall):
+            defs = ctx.rules.get(c.name)
+            if defs is None:
+                raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
+            if len(defs[0].head) != len(c.args):
+                raise QueryError(f"rule '{c.name}' expects {len(defs[0].head)} arguments: {_fmt(c.form)}")
+            req = defs[0].required
+            for i, p in enumerate(defs[0].head):
+                if p in req:
+                    t = c.args[i]
+                    if isinstance(t, Var) and t not in bound:
+                        return None
+            if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
+                return 50.0
+            return 1e8
+        raise QueryError(f"cannot evaluate clause {c!r}")
+
+    def run(self, clauses: tuple, ctx: Context) -> Context:
+        if not clauses:
+            return ctx
+        joins = not_join_vars(clauses, ctx.bound())
+        remaining = list(range(len(clauses)))
+        while remaining and not ctx.empty:
+            bound = ctx.bound()
+            best, best_cost = None, _INF
+            for i in remaining:
+                cst = self.cost(clauses[i], ctx, bound, joins.get(i))
+                if cst is not None and cst < best_cost:
+                    best, best_cost = i, cst
+            if best is None:
+                c = clauses[remaining[0]]
+                unbound = sorted(v.name for v in vars_of(c) - bound)
+                raise QueryParseError(f"insufficient bindings: {unbound} not bound in {_fmt(c.form)}", c.form)
+            remaining.remove(best)
+            self.clause(clauses[best], ctx, joins.get(best))
+        if remaining:  # context is empty; still validate what's left cheaply
+            for i in remaining:
+                c = clauses[i]
+                if isinstance(c, RuleCall) and c.name not in ctx.rules:
+                    raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
+        return ctx
+
+    def clause(self, c: Any, ctx: Context, join: tuple | None) -> None:
+        if isinstance(c, Pattern):
+            ctx.add(self.pattern(c, ctx))
+        elif isinstance(c, Predicate):
+            self.predicate(c, ctx)
+        elif isinstance(c, FnBinding):
+            self.fn_binding(c, ctx)
+        elif isinstance(c, Not):
+            self.negate(c, ctx, join or ())
+        elif isinstance(c, Or):
+            self.disjunction(c, ctx)
+        elif isinstance(c, RuleCall):
+            from .rules import call_rule
+
+            call_rule(self, c, ctx)
+
+    # -- data patterns -------------------------------------------------------------------
+    def pattern(self, p: Pattern, ctx: Context) -> Rel:
+        src = ctx.sources[p.source]
+        terms = list(p.terms) + [BLANK] * (3 - len(p.terms))
+        if len(terms) > 3 and not isinstance(terms[3], type(BLANK)):
+            return self._pattern_tx(p, src, terms, ctx)
+        e, a, v = terms[:3]
+
+        def cands(t: Any) -> Any:
+            if isinstance(t, Const):
+                return ("const", t.value)
+            if isinstance(t, Var) and ctx.has(t):
+                return ("bound", ctx.values(t))
+            return None
+
+        vars_, idx, checks = first_positions((e, a, v), _is_var)
+        ce, ca, cv = cands(e), cands(a), cands(v)
+        if hasattr(src, "scan_pattern"):
+            if not idx:
+                return Rel((), [()] if src.scan_pattern(ce, ca, cv) else [])
+            if not checks:
+                # the source projects (and de-duplicates) to the pattern's variables itself
+                return Rel(vars_, src.scan_pattern(ce, ca, cv, tuple(idx)))
+            rows = src.scan_pattern(ce, ca, cv)
+        else:
+            rows = _scan_collection(src, p, ce, ca, cv)
+        if checks:
+            rows = [r for r in rows if all(r[x] == r[y] for x, y in checks)]
+        if idx == [0, 1, 2]:
+            out = rows if isinstance(rows, list) else list(rows)
+        else:
+            g = getter(idx)
+            out = [g(r) for r in rows]
+            if len(idx) < 3:
+                out = list(dict.fromkeys(out))
+        return Rel(vars_, out)
+
+    def _pattern_tx(self, p: Pattern, src: Any, terms: list, ctx: Context) -> Rel:
+        """[e a v tx]: the rare four-position pattern, scanned with the tx column."""
+        if not hasattr(src, "scan_with_tx"):
+            raise QueryError(f"the tx position needs a database source: {_fmt(p.form)}")
+        consts = [t.value if isinstance(t, Const) else None for t in terms[:3]]
+        e_bound = ctx.values(terms[0]) if isinstance(terms[0], Var) and ctx.has(terms[0]) else None
+        rows = src.scan_with_tx(*consts, e_bound)
+        if isinstance(terms[3], Const):
+            rows = [r for r in rows if r[3] == terms[3].value]
+        vars_, idx, checks = first_positions(terms[:4], _is_var)
+        if checks:
+            rows = [r for r in rows if all(r[x] == r[y] for x, y in checks)]
+        g = getter(idx)
+        return Rel(vars_, list(dict.fromkeys(g(r) for r in rows)))
+
+    # -- functions -----------------------------------------------------------------------
+    def _arg_getters(self, c: Any, ctx: Context, rel: Rel) -> list:
+        out = []
+        for a in c.args:
+            if isinstance(a, Var):
+                i = rel.pos[a]
+                out.append((True, i))
+            elif isinstance(a, str):
+                src = ctx.sources.get(a)
+                if src is None:
+                    raise QueryError(f"no source {a} for {_fmt(c.form)}")
+                out.append((False, src))
+            else:
+                out.append((False, a.value))
+        return out
+
+    def predicate(self, c: Predicate, ctx: Context) -> None:
+        need = vars_of(c)
+        rel = ctx.merge(need)
+        kept = _fast_compare(c, rel)
+        if kept is not None:
+            rel.rows = kept
+            if not kept:
+                ctx.empty = True
+            return
+        getters = self._arg_getters(c, ctx, rel)
+        name = c.fn.name if isinstance(c.fn, Var) else c.fn
+        fpos = rel.pos[c.fn] if isinstance(c.fn, Var) else None
+        fn = None if fpos is not None else bi.FUNCTIONS[c.fn]
+        truthy, call = bi.truthy, bi.call
+        kept = []
+        for r in rel.rows:
+            args = [r[x] if is_var else x for is_var, x in getters]
+            f = r[fpos] if fpos is not None else fn
+            if not callable(f):
+                raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
+            if truthy(call(name, f, args)):
+                kept.append(r)
+        rel.rows = kept
+        if not kept:
+            ctx.empty = True
+
+    def fn_binding(self, c: FnBinding, ctx: Context) -> None:
+        need = {a for a in c.args if isinstance(a, Var)} | ({c.fn} if isinstance(c.fn, Var) else set())
+        rel = ctx.merge(need)
+        getters = self._arg_getters(c, ctx, rel)
+        name = c.fn.name if isinstance(c.fn, Var) else c.fn
+        fpos = rel.pos[c.fn] if isinstance(c.fn, Var) else None
+        fn = None if fpos is not None else bi.FUNCTIONS[c.fn]
+        in_vars = list(rel.vars)
+        out_vars = flat_vars(c.binding)
+        new_vars = [v for v in dict.fromkeys(out_vars) if v not in rel.pos]
+        if not new_vars and not out_vars:
+            return
+        rows = []
+        for r in rel.rows:
+            args = [r[x] if is_var else x for is_var, x in getters]
+            f = r[fpos] if fpos is not None else fn
+            if not callable(f):
+                raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
+            val = bi.call(name, f, args)
+            if val is None:
+                continue
+            for tup in expand(c.binding, val, c.form):
+                env = dict(zip(in_vars, r, strict=False))
+                ok = True
+                for var, x in zip(out_vars, tup, strict=False):
+                    if var in env and env[var] != x:
+                        ok = False
+                        break
+                    env[var] = x
+                if ok:
+                    rows.append(r + tuple(env[v] for v in new_vars))
+        new = Rel(in_vars + new_vars, list(dict.fromkeys(rows)))
+        ctx.rels = [x for x in ctx.rels if x is not rel]
+        ctx.add(new)
+
+    # -- not / or ---------------------------------------------------------------------------
+    def negate(self, c: Not, ctx: Context, join: tuple) -> None:
+        rel = ctx.merge(join)
+        seed = rel.project(join)
+        key = getter([rel.pos[v] for v in join])
+        sub = ctx.child(seed)
+        if ctx.in_fix:
+            from .rules import Solver
+
+            sub.solver = Solver(self, ctx.rules, depth=(ctx.solver.depth + 1) if ctx.solver else 1)
+            sub.in_fix = False
+        self.run(c.clauses, sub)
+        if sub.empty:
+            return
+        matched = set(sub.project(join).rows)
+        rel.rows = [r for r in rel.rows if key(r) not in matched]
+        if not rel.rows:
+            ctx.empty = True
+
+    def disjunction(self, c: Or, ctx: Context) -> None:
+        join = tuple(sorted(c.join_vars if c.join_vars is not None else vars_of(c), key=lambda v: v.name))
+        bound = [v for v in join if ctx.has(v)]
+        seed = ctx.project(tuple(bound)) if bound else None
+        out: dict[tuple, None] = {}
+        for branch in c.branches:
+            sub = ctx.child(seed)
+            self.run(branch, sub)
+            if sub.empty:
+                continue
+            missing = [v.name for v in join if not sub.has(v)]
+            if missing:
+                raise QueryParseError(f"insufficient bindings: {missing} not bound in branch of {_fmt(c.form)}", c.form)
+            out.update(dict.fromkeys(sub.project(join).rows))
+        ctx.add(Rel(join, list(out)))
+
+
+_FAST_OPS = {
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "=": operator.eq,
+    "==": operator.eq,
+    "not=": operator.ne,
+    "!=": operator.ne,
+}
+
+
+def _fast_compare(c: Predicate, rel: Rel) -> list[tuple] | None:
+    """Two-argument comparisons as one list comprehension (None: use the general path).
+
+    Python's operators agree with ``builtins.compare`` whenever they do not raise;
+    mixed types raise TypeError and fall back to the general, type-ranked path.
+    """
+    op = _FAST_OPS.get(c.fn) if isinstance(c.fn, str) else None
+    if op is None or len(c.args) != 2:
+        return None
+    x, y = c.args
+    try:
+        if isinstance(x, Var) and isinstance(y, Const):
+            i, k = rel.pos[x], y.value
+            return [r for r in rel.rows if op(r[i], k)]
+        if isinstance(x, Const) and isinstance(y, Var):
+            k, j = x.value, rel.pos[y]
+            return [r for r in rel.rows if op(k, r[j])]
+        if isinstance(x, Var) and isinstance(y, Var):
+            i, j = rel.pos[x], rel.pos[y]
+            return [r for r in rel.rows if op(r[i], r[j])]
+    except TypeError:
+        return None
+    return None
+
+
+def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple]:
+    """A data pattern over a collection source (tuples given as an :in source)."""
+    out = []
+    specs = [e, a, v]
+    width = len(p.terms)
+    for t in src:
+        t = tuple(t)
+        if len(t) < width:
+            continue
+        ok = True
+        for i, s in enumerate(specs[:width]):
+            if s is None:
+                continue
+            kind, val = s
+            x = t[i]
+            if i == 1 and isinstance(x, Keyword):
+                x = x.name
+            if kind == "const":
+                if i == 1 and isinstance(val, Keyword):
+                    val = val.name
+                if x != val:
+                    ok = False
+                    break
+            elif x not in val:
+                ok = False
+                break
+        if ok:
+            out.append((t + (None, None, None))[:3])
+    return out
+
+
+# -- the find phase -----------------------------------------------------------------------
+
+
+def entity_vars(clauses: tuple, is_ref: Any) -> set[Var]:
+    """Variables used where an entity is expected: pattern entity positions and ref values."""
+    out: set[Var] = set()
+    for c in clauses:
+        if isinstance(c, Pattern):
+            t = c.terms
+            if isinstance(t[0], Var):
+                out.add(t[0])
+            if len(t) > 2 and isinstance(t[2], Var) and isinstance(t[1], Const):
+                name = t[1].value.name if isinstance(t[1].value, Keyword) else str(t[1].value)
+                if is_ref(name.lstrip(":")):
+                    out.add(t[2])
+        elif isinstance(c, Not):
+            out |= entity_vars(c.clauses, is_ref)
+        elif isinstance(c, Or):
+            for br in c.branches:
+                out |= entity_vars(br, is_ref)
+    return out
+
+
+def _resolve_input_refs(db: Database, rel: Rel, evars: set[Var]) -> Rel:
+    """Lookup refs given as inputs for entity variables become entity ids (as in DataScript)."""
+    cols = [i for i, v in enumerate(rel.vars) if v in evars]
+    if not cols or not any(isinstance(r[i], (list, tuple)) for r in rel.rows for i in cols):
+        return rel
+    rows = []
+    for r in rel.rows:
+        row = list(r)
+        for i in cols:
+            if isinstance(row[i], (list, tuple)):
+                row[i] = db._resolve(tuple(row[i]))
+        if all(row[i] is not None for i in cols):
+            rows.append(tuple(row))
+    return Rel(rel.vars, list(dict.fromkeys(rows)))
+
+
+def execute(db: Database, q: Query, inputs: tuple) -> Any:
+    from .rules import Solver
+
+    sources: dict[str, Any] = {}
+    rules: dict = {}
+    ev = Evaluator(db)
+    ctx = Context(sources, rules, None)
+    specs = [s for s in q.inputs if s != ("src", "$")]
+    if len(inputs) != len(specs):
+        raise QueryError(
+            f"query expects {len(specs)} inputs after the database (:in {len(q.inputs)} items), got {len(inputs)}"
+        )
+    sources["$"] = db  # `$` is always this database; inputs fill the other :in slots in order
+    for spec, value in zip(specs, inputs, strict=False):
+        if isinstance(spec, tuple) and spec[0] == "src":
+            sources[spec[1]] = value
+        elif isinstance(spec, tuple) and spec[0] == "rules":
+            rules.update(parse_rules(value) if value is not None else {})
+        else:
+            rel = bind_with_dups(spec, value, spec)
+            if rel is not None:
+                ctx.add(_resolve_input_refs(db, rel, entity_vars(q.where, db.schema.is_ref)))
+    ctx.solver = Solver(ev, rules)
+    ev.run(q.where, ctx)
+    from .find import find
+
+    return find(db, q, ctx, sources)
+
+
+__all__ = ["execute", "Evaluator", "Context"]
+
+
+def _is_var(term: Any) -> bool:
+    return isinstance(term, Var)

@@ -1,0 +1,159 @@
+"""The one error hierarchy of the storage library.
+
+Every error a caller of `store` can meet is a `StoreError`. Each carries the data a caller
+needs to act (the offending write, event index and field; the actual current head; the
+conflicting alias target) and renders a one-line message that says what to do.
+Rejections are also turned into receipts (`as_dict`), so the same data reaches producers
+on other machines. This module must never import anything from the rest of sessiondb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StoreError(Exception):
+    """Base of all sessiondb storage errors."""
+
+    kind = "store/error"
+    _by_kind: dict[str, type[StoreError]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        StoreError._by_kind[cls.kind] = cls
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = {k: v for k, v in data.items() if v is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as plain data: what a rejection receipt and a dead-letter row record."""
+        return {"type": self.kind, "message": self.message, **self.data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoreError:
+        """The error of `as_dict` again, as its own class (on another machine, from a receipt).
+
+        The message is kept as it was; the data is in `.data` and as attributes (subclass
+        constructors are not re-run: they would build the message anew)."""
+        data = dict(data)
+        kind = data.pop("type", cls.kind)
+        error = Exception.__new__(StoreError._by_kind.get(kind, StoreError))
+        StoreError.__init__(error, str(data.pop("message", kind)), **data)
+        error.kind = kind
+        for name, value in data.items():
+            setattr(error, name, value)
+        return error
+
+
+class ValidationError(StoreError):
+    """A write (or one of its events) does not match the schema; nothing was written."""
+
+    kind = "write/invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        write_id: str | None = None,
+        event_index: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = []
+        if write_id is not None:
+            where.append(f"write {write_id!r}")
+        if event_index is not None:
+            where.append(f"event {event_index}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + message, write_id=write_id, event_index=event_index, field=field)
+        self.write_id, self.event_index, self.field = write_id, event_index, field
+
+
+class WriteFailedError(StoreError):
+    """SQLite or the disk refused one write that the plan had accepted (it is rejected alone)."""
+
+    kind = "write/failed"
+
+
+class InternalError(StoreError):
+    """The store failed on one write for a reason that is not the write's fault (a bug); the
+    writer rejects that write alone and lives."""
+
+    kind = "write/internal-error"
+
+
+class ConflictError(StoreError):
+    """An id that already exists with different content, or a reference that breaks a rule."""
+
+    kind = "write/conflict"
+
+    def __init__(self, message: str, *, event_index: int | None = None, **data: Any) -> None:
+        super().__init__(message, event_index=event_index, **data)
+        self.event_index = event_index
+
+
+class HeadConflictError(ConflictError):
+    """Compare-and-set on a session's current head failed: another head is current."""
+
+    kind = "head/conflict"
+
+    def __init__(
+        self, session: str, expected: str | None, actual: str | None, *, event_index: int | None = None
+    ) -> None:
+        super().__init__(
+            f"session {session!r}: expected current head {expected!r} but it is {actual!r};"
+            " re-read the session and retry from its current head",
+            event_index=event_index,
+            session=session,
+            expected_head=expected,
+            actual_head=actual,
+        )
+        self.session, self.expected, self.actual = session, expected, actual
+
+
+class AliasConflictError(ConflictError):
+    """An alias already names another session, or collides with a session id."""
+
+    kind = "alias/conflict"
+
+    def __init__(self, alias: str, message: str, *, existing: str | None = None, **data: Any) -> None:
+        super().__init__(message, alias=alias, existing=existing, **data)
+        self.alias, self.existing = alias, existing
+
+
+class NotFoundError(StoreError):
+    """A session, head, alias or other named thing does not exist."""
+
+    kind = "not-found"
+
+    def __init__(self, what: str, name: str, *, event_index: int | None = None) -> None:
+        super().__init__(f"{what} {name!r} not found", what=what, name=name, event_index=event_index)
+        self.what, self.name, self.event_index = what, name, event_index
+
+
+class CorruptBlobError(StoreError):
+    """A blob file is missing or its bytes no longer hash to its id."""
+
+    kind = "blob/corrupt"
+
+    def __init__(self, blob_id: str, reason: str) -> None:
+        super().__init__(f"blob {blob_id}: {reason}", blob_id=blob_id, reason=reason)
+        self.blob_id, self.reason = blob_id, reason
+
+
+class SchemaVersionError(StoreError):
+    """The store root was written by a newer sessiondb than this one."""
+
+    kind = "store/schema-version"
+
+    def __init__(self, root: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"store at {root} has schema version {found}, this sessiondb supports up to {supported};"
+            " upgrade sessiondb to open it",
+            root=root,
+            found=found,
+            supported=supported,
+        )

@@ -1,0 +1,115 @@
+"""One unit of a blob scan: one top-level directory `blobs/<2 hex>/`, read, listed and re-hashed.
+
+`scan_unit` reads the unit's blob rows FIRST and lists the directory SECOND (a file is
+durable before its row commits, so a write racing the scan can never look like a missing
+file), re-hashes the files of the rows in the run's plan, and sorts everything it saw into
+a `UnitResult`: plain data, so it can come back from a worker process as JSON as easily as
+from a function call. It runs in the scan's own process or in `scan_worker` processes.
+
+This module only reads: rows through its own read-only SQL, files through `hashing`. It
+never decides a verdict that needs the write lock (quarantine), never moves or deletes a
+file, and never writes to SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import msgspec
+
+from . import blob_files
+from .hashing import hash_file
+from .partition import Partition
+
+RowData = tuple[str, int, str, int]  # (blob id, recorded size, status, planned: 1 when this run re-hashes it)
+
+
+class UnitSpec(msgspec.Struct, frozen=True):
+    """Everything a worker needs to scan units of one run (sent once to each worker process)."""
+
+    db_path: str
+    blob_dir: str
+    rows_sql: str  # SELECT blob_id, size, status, planned FROM blobs WHERE blob_id >= ? AND blob_id < ? ...
+    prefixes: list[str]  # the partition ([] = the whole space)
+    grace_seconds: float
+    now: float  # the scan's clock, as a POSIX timestamp
+
+    def partition(self) -> Partition:
+        return Partition.of(self.prefixes or None)
+
+
+class UnitResult(msgspec.Struct):
+    top: str
+    planned: int = 0  # rows of the plan in this unit
+    hashed: int = 0
+    nbytes: int = 0
+    vanished: int = 0  # listed, then gone before the read (a writer replacing a corrupt file)
+    listed: int = 0  # blob files of the partition in this unit
+    missing: list[RowData] = msgspec.field(default_factory=list)  # rows without a file
+    suspects: list[RowData] = msgspec.field(default_factory=list)  # files that did not verify on the first read
+    unmark: list[str] = msgspec.field(default_factory=list)  # quarantined rows whose file is back and intact
+    orphans: list[tuple[str, str, float, int]] = msgspec.field(default_factory=list)  # (id, path, age, size)
+    temps: list[tuple[str, str, float, int]] = msgspec.field(default_factory=list)  # (id of final, path, age, size)
+    bad: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (path, why), for this partition to report
+
+
+def connect(db_path: str) -> sqlite3.Connection:
+    """A plain read connection on store.sqlite (autocommit: each query is its own short read)."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def scan_unit(conn: sqlite3.Connection, spec: UnitSpec, part: Partition, top: str) -> UnitResult:
+    rows = conn.execute(spec.rows_sql, (f"blake3:{top}", f"blake3:{top}g")).fetchall()
+    listing = blob_files.list_top(spec.blob_dir, top)
+    unit = UnitResult(top)
+    files = listing.blobs
+    known = set()
+    for blob_id, size, status, planned in rows:
+        hexdigest = blob_id[7:]
+        known.add(hexdigest)
+        unit.planned += planned
+        path = files.get(hexdigest)
+        if path is None:
+            unit.missing.append((blob_id, size, status, planned))
+            continue
+        if not planned:
+            continue
+        digest, got_size, error = hash_file(path, size)
+        if error == "missing":
+            unit.vanished += 1
+            continue
+        unit.hashed += 1
+        unit.nbytes += max(got_size, 0)
+        if error is None and digest == hexdigest and got_size == size:
+            if status == "quarantined":
+                unit.unmark.append(blob_id)
+        else:
+            unit.suspects.append((blob_id, size, status, planned))
+    unit.bad = [(path, why) for place, path, why in listing.bad if part.reports_misnamed(place)]
+    for hexdigest, path in files.items():
+        if not part.owns(hexdigest):
+            continue
+        unit.listed += 1
+        if hexdigest not in known and (age := _age(path, spec, unit)) is not None:
+            unit.orphans.append((f"blake3:{hexdigest}", path, *age))
+    for hexdigest, path in listing.temps:
+        if part.owns(hexdigest) and (age := _age(path, spec, unit)) is not None:
+            unit.temps.append((f"blake3:{hexdigest}", path, *age))
+    return unit
+
+
+def _age(path: str, spec: UnitSpec, unit: UnitResult) -> tuple[float, int] | None:
+    """(age, size) of a regular file past the grace period; None when younger, gone, or not a regular file."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        unit.bad.append((path, "not a regular file where a blob file belongs"))
+        return None
+    age = spec.now - st.st_mtime
+    return (age, st.st_size) if age >= spec.grace_seconds else None

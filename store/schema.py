@@ -1,0 +1,382 @@
+"""The SQLite schema of store.sqlite, the engine that opens it, and forward-only migrations.
+
+Owns table definitions, indexes, pragmas and the schema version. Every lookup the views
+and the write path make is backed by a primary key or an index declared here; nothing
+scans a whole table. Times are ISO-8601 UTC strings (they sort as text). This module never
+decides what a write means: that is `commit.py` and `events.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+
+from .errors import SchemaVersionError
+
+metadata = MetaData()
+S = String  # SQLite ignores lengths; keep the declarations short
+
+
+def _t(name: str, *cols: Column, without_rowid: bool = True, **kw: object) -> Table:
+    return Table(name, metadata, *cols, sqlite_with_rowid=not without_rowid, **kw)
+
+
+meta = _t("meta", Column("key", S, primary_key=True), Column("value", S, nullable=False))
+
+sessions = _t(
+    "sessions",
+    Column("session_id", S, primary_key=True),
+    Column("title", S),
+    Column("status", S, nullable=False),
+    Column("kind", S, nullable=False),
+    Column("origin", S, nullable=False),
+    Column("parent", S),
+    Column("created_at", S, nullable=False),
+    Column("updated_at", S, nullable=False),
+    Column("ended_at", S),
+    Column("current_head", S),
+    Column("error_blob", S),
+    # Membership of the current branch: {session: [[lo, hi], ...]} over event ids. It is the
+    # current head's state plus every event appended since the ref last moved.
+    Column("branch", S, nullable=False),
+)
+
+counters = _t(
+    "counters",
+    Column("session_id", S, primary_key=True),
+    Column("kind", S, primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+events = _t(
+    "events",
+    Column("session_id", S, primary_key=True),
+    Column("event_id", Integer, primary_key=True),
+    Column("type", S, nullable=False),
+    Column("at", S, nullable=False),
+    Column("write_id", S, nullable=False),
+    Column("tx_id", Integer, nullable=False),
+    Column("entity", S),
+    Column("entity_id", S),
+    Column("status", S),
+    Column("meta_blob", S),
+)
+
+
+def _entity(name: str, id_col: str, *cols: Column) -> Table:
+    """A per-session entity table keyed by (session, id), findable by its creating event."""
+    table = _t(
+        name,
+        Column("session_id", S, primary_key=True),
+        Column(id_col, Integer, primary_key=True),
+        Column("event_id", Integer, nullable=False),
+        *cols,
+    )
+    Index(f"ix_{name}_event", table.c.session_id, table.c.event_id)
+    return table
+
+
+messages = _entity(
+    "messages",
+    "message_id",
+    Column("role", S, nullable=False),
+    Column("content_blob", S, nullable=False),
+    Column("chars", Integer, nullable=False),
+    Column("turn_id", Integer),
+    Column("call_id", Integer),
+    Column("at", S, nullable=False),
+)
+
+turns = _entity(
+    "turns",
+    "turn_id",
+    Column("status", S, nullable=False),
+    Column("head_before", S),
+    Column("head_after", S),
+    Column("final_blob", S),
+    Column("final_preview", S),
+    Column("started_at", S, nullable=False),
+    Column("ended_at", S),
+)
+
+evals = _entity(
+    "evals",
+    "eval_id",
+    Column("turn_id", Integer),
+    Column("message_id", Integer),
+    Column("status", S, nullable=False),
+    Column("code_blob", S, nullable=False),
+    Column("result_blob", S),
+    Column("error_blob", S),
+    Column("final_blob", S),
+    Column("at", S, nullable=False),
+)
+
+calls = _entity(
+    "calls",
+    "call_id",
+    Column("turn_id", Integer),
+    Column("eval_id", Integer),
+    Column("call_type", S, nullable=False),
+    Column("status", S, nullable=False),
+    Column("model", S),
+    Column("provider", S),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost", Float),
+    Column("request_blob", S),
+    Column("response_blob", S),
+    Column("result_blob", S),
+    Column("error_blob", S),
+    Column("child_session", S),
+    Column("started_at", S, nullable=False),
+    Column("ended_at", S),
+)
+
+snapshots = _entity(
+    "snapshots",
+    "snapshot_id",
+    Column("turn_id", Integer),
+    Column("vars_blob", S, nullable=False),
+    Column("var_count", Integer),
+    Column("at", S, nullable=False),
+)
+
+heads = _t(
+    "heads",
+    Column("head_id", S, primary_key=True),
+    Column("session_id", S, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("basis", S),
+    Column("kind", S, nullable=False),
+    Column("state_blob", S, nullable=False),
+    Column("runtime_blob", S),
+    Column("final_blob", S),
+    Column("snapshot_id", Integer),
+    Column("turn_id", Integer),
+    Column("fingerprint", S),
+    Column("at", S, nullable=False),
+)
+Index("ix_heads_session_seq", heads.c.session_id, heads.c.seq, unique=True)
+Index("ix_heads_session_event", heads.c.session_id, heads.c.event_id)
+
+invocations = _t(
+    "invocations",
+    Column("invocation_id", S, primary_key=True),
+    Column("caller_session", S, nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("callee_session", S, nullable=False),
+    Column("invocation_type", S, nullable=False),
+    Column("status", S, nullable=False),
+    Column("caller_head_before", S),
+    Column("caller_head_after", S),
+    Column("callee_head_before", S),
+    Column("callee_head_after", S),
+    Column("input_blob", S),
+    Column("final_blob", S),
+    Column("error_blob", S),
+    Column("started_at", S, nullable=False),
+    Column("ended_at", S),
+)
+Index("ix_invocations_caller", invocations.c.caller_session, invocations.c.event_id)
+Index("ix_invocations_callee", invocations.c.callee_session)
+
+derivations = _t(
+    "derivations",
+    Column("derivation_id", S, primary_key=True),
+    Column("kind", S, nullable=False),
+    Column("target_session", S, nullable=False),
+    Column("source_session", S, nullable=False),
+    Column("source_head", S),
+    Column("event_id", Integer, nullable=False),
+    Column("at", S, nullable=False),
+)
+Index("ix_derivations_target", derivations.c.target_session)
+Index("ix_derivations_source", derivations.c.source_session)
+Index("ix_derivations_source_head", derivations.c.source_head)
+
+aliases = _t(
+    "aliases",
+    Column("name", S, primary_key=True),
+    Column("session_id", S, nullable=False),
+    Column("at", S, nullable=False),
+)
+Index("ix_aliases_session", aliases.c.session_id)
+
+blobs = _t(
+    "blobs",
+    Column("blob_id", S, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("kind", S, nullable=False),
+    Column("media_type", S, nullable=False),
+    Column("created_at", S, nullable=False),
+    # 'ok', or 'quarantined' once a scan found the file corrupt (a re-write clears it)
+    Column("status", S, nullable=False, server_default="ok"),
+)
+
+writes = _t(
+    "writes",
+    Column("write_id", S, primary_key=True),
+    Column("session_id", S, nullable=False),
+    Column("tx_id", Integer, nullable=False),
+    Column("receipt", LargeBinary, nullable=False),
+    Column("committed_at", S, nullable=False),
+)
+
+rejected_writes = _t(
+    "rejected_writes",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("write_id", S),
+    Column("session_id", S),
+    Column("error_type", S, nullable=False),
+    Column("message", S, nullable=False),
+    Column("event_index", Integer),
+    Column("field", S),
+    Column("error", LargeBinary, nullable=False),
+    Column("at", S, nullable=False),
+    without_rowid=False,
+)
+Index("ix_rejected_write_id", rejected_writes.c.write_id)
+
+tx = _t(
+    "tx",
+    Column("tx_id", Integer, primary_key=True, autoincrement=False),
+    Column("write_id", S, nullable=False),
+    Column("session_id", S, nullable=False),
+    Column("at", S, nullable=False),
+    # The Datalog facts of this write: canonical JSON of a list of entity maps.
+    Column("facts", LargeBinary, nullable=False),
+    without_rowid=False,
+)
+
+#: each per-session id kind whose high-water mark `counters` keeps -> (table, id column)
+ID_KINDS: dict[str, tuple[Table, str]] = {
+    "event": (events, "event_id"),
+    "message": (messages, "message_id"),
+    "turn": (turns, "turn_id"),
+    "eval": (evals, "eval_id"),
+    "call": (calls, "call_id"),
+    "snapshot": (snapshots, "snapshot_id"),
+    "head": (heads, "seq"),
+}
+
+# -- integrity (v2) -------------------------------------------------------------------------
+
+# incremental blob scans find "blobs added since the last scan" by creation time
+Index("ix_blobs_created", blobs.c.created_at)
+
+integrity_reports = _t(
+    "integrity_reports",
+    Column("report_id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", S, nullable=False),  # blob-scan/full | blob-scan/incremental | consistency
+    Column("partition", S, nullable=False),
+    Column("status", S, nullable=False),  # completed | interrupted
+    Column("started_at", S, nullable=False),
+    Column("finished_at", S),
+    Column("ok", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("warnings", Integer, nullable=False),
+    Column("counts", S, nullable=False),  # JSON object
+    Column("findings", LargeBinary, nullable=False),  # JSON list of findings
+    without_rowid=False,
+)
+Index("ix_integrity_reports_kind", integrity_reports.c.kind, integrity_reports.c.report_id)
+
+# where each blob scan (per mode and partition) stands, so a crashed scan resumes
+integrity_progress = _t(
+    "integrity_progress",
+    Column("scan_key", S, primary_key=True),  # "<kind>:<partition>"
+    Column("run_started_at", S),  # the run in progress (None: no run in progress)
+    Column("cursor", S),  # the last top-level blob directory the run in progress has finished
+    Column("partial", LargeBinary),  # JSON: the run's report so far, its plan, its pending orphans
+    Column("new_since", S),  # incremental: blobs created after this are "new"
+    Column("roll_cursor", S),  # incremental: the rolling re-hash has covered ids up to here
+    Column("roll_started_at", S),  # incremental: when the current rolling cycle began
+    Column("updated_at", S, nullable=False),
+)
+
+# -- versions -------------------------------------------------------------------------------
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+def _v2(conn: Connection) -> None:
+    """Integrity: scan history, scan progress, and an index on blobs.created_at."""
+    metadata.create_all(conn, tables=[integrity_reports, integrity_progress])
+    for index in blobs.indexes:
+        index.create(conn, checkfirst=True)
+
+
+#: forward-only: MIGRATIONS[n] takes a store from version n to n + 1, in place
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_engine(path: Path, synchronous: str = "FULL") -> Engine:
+    """An engine on store.sqlite with WAL, the chosen `synchronous`, and explicit BEGINs.
+
+    pysqlite's own implicit transaction handling would break savepoints, so autocommit is
+    turned off at the driver and SQLAlchemy's `begin` emits BEGIN itself (the recipe from
+    SQLAlchemy's SQLite dialect documentation)."""
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+    engine = create_engine(f"sqlite:///{path}", pool_size=8, max_overflow=8)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql(conn.info.pop("begin", "BEGIN"))
+
+    return engine
+
+
+def migrate(engine: Engine, root: str) -> int:
+    """Bring the schema to SCHEMA_VERSION; refuse a store written by a newer sessiondb."""
+    with engine.connect() as conn:
+        conn.info["begin"] = "BEGIN IMMEDIATE"
+        with conn.begin():
+            has_meta = conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+            ).first()
+            found = 0
+            if has_meta:
+                row = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).first()
+                found = int(row[0]) if row else 0
+            if found > SCHEMA_VERSION:
+                raise SchemaVersionError(root, found, SCHEMA_VERSION)
+            for version in range(found, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+            if found != SCHEMA_VERSION:
+                conn.execute(
+                    text("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', :v)"),
+                    {"v": str(SCHEMA_VERSION)},
+                )
+    return SCHEMA_VERSION

@@ -1,0 +1,90 @@
+"""The one settings object of sessiondb, read from `SESSIONDB_*` environment variables.
+
+`Settings.from_env()` is the only place in sessiondb that reads `os.environ`; everything
+else receives a `Settings` (or the values it needs) explicitly. Field names map to
+variables by upper-casing and prefixing: `group_commit_max` <- `SESSIONDB_GROUP_COMMIT_MAX`.
+Types are converted (and bad values rejected with the variable's name) by msgspec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+PREFIX = "SESSIONDB_"
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    #: store root directory: store.sqlite, blobs/, index.sqlite, quarantine/, writer.lock
+    root: str = "./var/store"
+    #: Celery broker / result backend; empty broker -> `sessiondb up` starts a private Redis
+    broker_url: str = ""
+    result_backend: str = ""
+    #: group commit: at most this many writes per SQLite transaction ...
+    group_commit_max: int = 2000
+    #: ... gathered for at most this long after the first one arrives
+    group_commit_wait_ms: int = 5
+    #: SQLite `synchronous` pragma: FULL (default, durable on power loss) or NORMAL
+    sqlite_synchronous: str = "FULL"
+    #: limits that make hostile input a clean rejection
+    max_payload_bytes: int = 16 * 1024 * 1024
+    max_write_bytes: int = 64 * 1024 * 1024
+    max_events_per_write: int = 10_000
+    max_nesting_depth: int = 64
+    #: integrity: orphans younger than this are left alone (a write may be in flight)
+    scan_grace_seconds: int = 3600
+    #: incremental scans re-hash every blob at least once per this period
+    scan_period_seconds: int = 7 * 86400
+    #: hashing processes per scan (0 = one per core)
+    scan_workers: int = 0
+    #: how often a running scan saves where it is, so a crashed scan resumes
+    scan_checkpoint_seconds: float = 2.0
+    #: scanner workers split the blob space into this many partitions
+    scan_partitions: int = 1
+    #: consistency check: index lag (in tx) tolerated before `index/lag` is reported
+    index_max_lag: int = 0
+    #: consistency check: how many tx batches to replay against the index when sampling
+    index_check_sample: int = 200
+    #: fleet: seconds an unacknowledged broker message stays hidden (far above the longest commit)
+    visibility_timeout_s: int = 3600
+    #: fleet: how long an unread receipt list lives in Redis (a producer that died never reads it)
+    receipt_ttl_s: int = 3600
+    #: fleet: the writer tells the indexer about new commits at most this often
+    index_notify_debounce_ms: int = 1000
+    #: fleet: while a backlog waits, the writer gathers a group for up to this many waits
+    group_commit_max_extensions: int = 20
+    #: producers: writes and bytes per broker message, and how long to linger for more
+    client_batch_max: int = 500
+    client_batch_bytes: int = 4 * 1024 * 1024
+    client_linger_ms: int = 5
+    #: producers: re-send (same write ids) writes that got no receipt after this long
+    client_resend_after_s: float = 60.0
+    #: beat schedule, in seconds (<= 0 turns an entry off)
+    beat_index_catch_up_s: float = 60.0
+    beat_index_rebuild_s: float = 86400.0
+    beat_scan_incremental_s: float = 3600.0
+    beat_scan_full_s: float = 86400.0
+    beat_check_s: float = 86400.0
+    #: the address Flower binds
+    flower_address: str = "127.0.0.1"
+    #: the embedded Redis of `sessiondb up`: its AOF fsync policy (always | everysec)
+    redis_appendfsync: str = "everysec"
+    #: Flower basic auth ("user:password"); empty -> no auth
+    flower_basic_auth: str = ""
+    flower_port: int = 5555
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            name: env[PREFIX + name.upper()] for name in cls.__struct_fields__ if PREFIX + name.upper() in env
+        }
+        values.update(overrides)
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            message, _, where = str(exc).partition(" - at `$.")
+            name = PREFIX + where.rstrip("`").upper() if where else "a SESSIONDB_ setting"
+            raise ValueError(f"bad setting {name}: {message}") from None

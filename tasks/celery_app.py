@@ -1,0 +1,78 @@
+"""The one Celery application of sessiondb, built from `store.Settings`.
+
+Owns the Celery configuration: broker and result backend, serializers (JSON only; the
+workers refuse pickle and anything else), late acknowledgement, the Redis visibility
+timeout, queues and routes (from `tasks.routing`), the beat schedule (from
+`tasks.schedule`) and the writer's consumer step. It must never open a store or talk to
+the broker at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+
+from store import Settings
+
+from . import routing, schedule
+
+#: written by `sessiondb up` when it starts its private Redis, read by later commands
+BROKER_FILE = "fleet/broker_url"
+#: the conventional local Redis: only a last resort for a bare `celery -A tasks ...`
+FALLBACK_BROKER = "redis://127.0.0.1:6379/0"
+
+TASK_MODULES = ("tasks.writes", "tasks.index", "tasks.integrity", "tasks.reads")
+
+
+def configured_broker(settings: Settings) -> str:
+    """The broker URL: `SESSIONDB_BROKER_URL`, else the one a running `sessiondb up` wrote, else ""."""
+    if settings.broker_url:
+        return settings.broker_url
+    path = Path(settings.root) / BROKER_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def make_app(settings: Settings) -> Celery:
+    broker = configured_broker(settings) or FALLBACK_BROKER
+    app = Celery("sessiondb", broker=broker, backend=settings.result_backend or broker, include=TASK_MODULES)
+    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_queues=routing.TASK_QUEUES,
+        task_routes=routing.TASK_ROUTES,
+        task_default_queue=routing.READS,
+        task_create_missing_queues=False,
+        worker_send_task_events=True,
+        result_expires=24 * 3600,
+        result_extended=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=schedule.beat_schedule(settings),
+    )
+    app.sessiondb_settings = settings
+    # The writer's flock + takeover step; a string so that tasks/ never imports workers/.
+    app.steps["consumer"].add("workers.writer_step:WriterLockStep")
+    return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The Settings an app was built from (workers read their store root from here)."""
+    return app.sessiondb_settings
+
+
+#: the application every worker, beat, Flower and producer in this process uses
+app = make_app(Settings.from_env())

@@ -1,0 +1,303 @@
+"""`SessionClient`: the producer side of sessiondb — batched writes, receipts, remote reads.
+
+    client = SessionClient()                      # broker from Settings (SESSIONDB_BROKER_URL)
+    handle = client.write("s1", [{"type": "message/added", "role": "user", "content": "hi"}])
+    handle.receipt(timeout=10)                    # waits for the writer's receipt
+    client.view("s1")                             # a read through the `reads` queue
+
+Batching works like a Kafka producer: `write()` only appends to a buffer; a sender
+thread publishes the buffer as ONE `writes.commit` message when it holds `batch_max`
+writes or `batch_bytes` bytes, or `linger_ms` after its first write. Receipts come back
+on this client's own Redis list (`tasks.receipts`). A write that has no receipt after
+`resend_after_s` is sent again with the SAME write id, so a lost message can never
+apply twice (the store answers a known write id with its stored receipt). Writes of one
+client reach the writer in the order of `write()` calls; only a resend (after a lost
+message) can land behind newer writes, so a producer that needs strict order across a
+failure waits for a receipt before sending a dependent write.
+
+One client per process (create it after a fork). Owns buffering, publishing, receipt
+dispatch and resends. It must never open the store or decide commits.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from celery import Celery
+
+from store import Settings, raise_for
+
+from . import receipts, routing
+from .celery_app import configured_broker, make_app
+from .errors import ClientClosedError, NoBrokerError, ReceiptTimeout
+
+PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+
+
+class WriteHandle:
+    """The pending result of one write: `.receipt(timeout)` waits for the writer's receipt."""
+
+    def __init__(self, write_id: str, session: str) -> None:
+        self.write_id, self.session = write_id, session
+        self._done = threading.Event()
+        self._receipt: dict[str, Any] | None = None
+        #: time.monotonic() of write() and of the receipt's arrival (for latency measurements)
+        self.sent_at, self.resolved_at = time.monotonic(), 0.0
+
+    def _resolve(self, receipt: dict[str, Any]) -> None:
+        if not self._done.is_set():
+            self._receipt = receipt
+            self.resolved_at = time.monotonic()
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def receipt(self, timeout: float | None = None, raise_on_reject: bool = False) -> dict[str, Any]:
+        """The receipt (committed or rejected); with `raise_on_reject` a rejection raises its StoreError."""
+        if not self._done.wait(timeout):
+            raise ReceiptTimeout(self.write_id, timeout)
+        assert self._receipt is not None
+        return raise_for(self._receipt) if raise_on_reject else self._receipt
+
+    def __repr__(self) -> str:
+        return f"<WriteHandle {self.write_id} {'done' if self.done() else 'pending'}>"
+
+
+class _Pending:
+    __slots__ = ("write", "size", "sent_at", "queued_at", "handles")
+
+    def __init__(self, write: dict[str, Any], size: int) -> None:
+        self.write, self.size, self.sent_at, self.queued_at = write, size, 0.0, 0.0
+        self.handles: list[WriteHandle] = []
+
+
+class SessionClient:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        app: Celery | None = None,
+        batch_max: int | None = None,
+        batch_bytes: int | None = None,
+        linger_ms: float | None = None,
+        resend_after_s: float | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        s = self.settings
+        batch_max = s.client_batch_max if batch_max is None else batch_max
+        batch_bytes = s.client_batch_bytes if batch_bytes is None else batch_bytes
+        linger_ms = s.client_linger_ms if linger_ms is None else linger_ms
+        resend_after_s = s.client_resend_after_s if resend_after_s is None else resend_after_s
+        broker = configured_broker(self.settings)
+        if not broker:
+            raise NoBrokerError()
+        self.app = app or make_app(self.settings)
+        self.client_id = uuid.uuid4().hex
+        self.reply_key = receipts.reply_key(self.client_id)
+        self.batch_max, self.batch_bytes = batch_max, batch_bytes
+        self.linger_s, self.resend_after_s = linger_ms / 1000.0, resend_after_s
+        self._redis = redis.Redis.from_url(broker)
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._buffer: list[_Pending] = []
+        self._buffer_bytes = 0
+        self._first_at = 0.0
+        self._pending: dict[str, _Pending] = {}
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    # -- writes -------------------------------------------------------------------------
+    def write(self, session: str, events: Iterable[dict[str, Any]], write_id: str | None = None) -> WriteHandle:
+        """Enqueue one session write; returns at once with a handle for its receipt."""
+        return self.submit({"write_id": write_id or uuid.uuid4().hex, "session": session, "events": list(events)})
+
+    def write_many(self, writes: Iterable[dict[str, Any]]) -> list[WriteHandle]:
+        """Enqueue many writes (`{"session", "events", "write_id"?}` each), in order."""
+        return [self.submit({**w, "write_id": w.get("write_id") or uuid.uuid4().hex}) for w in writes]
+
+    def submit(self, write: dict[str, Any]) -> WriteHandle:
+        """Enqueue a complete write dict as given (it must carry its string write id)."""
+        write_id = write.get("write_id")
+        if not isinstance(write_id, str) or not write_id:
+            raise ValueError(f"a write needs a non-empty string write_id, got {write_id!r}")
+        handle = WriteHandle(write_id, str(write.get("session")))
+        size = len(json.dumps(write, separators=(",", ":"), default=str))
+        with self._cond:
+            if self._closed:
+                raise ClientClosedError()
+            self._start_threads()
+            known = self._pending.get(write_id)
+            if known is not None:  # the same write id again: share the receipt, send nothing new
+                known.handles.append(handle)
+                return handle
+            entry = _Pending(write, size)
+            entry.handles.append(handle)
+            self._pending[write_id] = entry
+            self._enqueue(entry)
+        return handle
+
+    def flush(self) -> None:
+        """Publish everything buffered now, without waiting for the linger."""
+        while self._send_once():
+            pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush, stop the sender and receiver threads (receipts not yet received are dropped)."""
+        self.flush()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._redis.close()
+
+    def __enter__(self) -> SessionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _enqueue(self, entry: _Pending) -> None:
+        entry.queued_at = time.monotonic()
+        if not self._buffer:
+            self._first_at = entry.queued_at
+        self._buffer.append(entry)
+        self._buffer_bytes += entry.size
+        if len(self._buffer) >= self.batch_max or self._buffer_bytes >= self.batch_bytes:
+            self._cond.notify_all()
+        elif len(self._buffer) == 1:
+            self._cond.notify_all()
+
+    def _take(self) -> list[_Pending]:
+        """Up to one message's worth of the buffer (`batch_max` writes / `batch_bytes`)."""
+        count, size = 0, 0
+        for entry in self._buffer:
+            if count and (count >= self.batch_max or size + entry.size > self.batch_bytes):
+                break
+            count, size = count + 1, size + entry.size
+        batch, self._buffer = self._buffer[:count], self._buffer[count:]
+        self._buffer_bytes -= size
+        if self._buffer:  # the rest lingers from its own first write, not from the batch just taken
+            self._first_at = self._buffer[0].queued_at
+        return batch
+
+    def _send_once(self) -> bool:
+        """Take one message's worth and publish it; one sender at a time keeps the order."""
+        with self._send_lock:
+            with self._cond:
+                batch = self._take()
+            self._publish(batch)
+        return bool(batch)
+
+    def _publish(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        now = time.monotonic()
+        for entry in batch:
+            entry.sent_at = now
+        try:
+            self.app.send_task(routing.COMMIT, args=[[e.write for e in batch], self.reply_key],
+                               ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
+        except Exception:  # noqa: BLE001 - broker unreachable for long: the resend loop tries again
+            for entry in batch:
+                entry.sent_at = now - self.resend_after_s + 1.0
+
+    def _start_threads(self) -> None:
+        if not self._threads:
+            for target, name in ((self._send_loop, "sender"), (self._receive_loop, "receiver")):
+                thread = threading.Thread(target=target, name=f"sessiondb-client-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    if self._buffer:
+                        full = len(self._buffer) >= self.batch_max or self._buffer_bytes >= self.batch_bytes
+                        wait = self._first_at + self.linger_s - time.monotonic()
+                        if full or wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if self._closed and not self._buffer:
+                    return
+            self._send_once()
+
+    def _receive_loop(self) -> None:
+        last_check = time.monotonic()
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+            try:
+                item = self._redis.blpop([self.reply_key], timeout=1)
+            except redis.RedisError:
+                time.sleep(0.5)
+                continue
+            if item is not None:
+                self._dispatch(receipts.decode(item[1]))
+            if time.monotonic() - last_check > 1.0:
+                last_check = time.monotonic()
+                self._resend_overdue()
+
+    def _dispatch(self, items: list[dict[str, Any]]) -> None:
+        with self._cond:
+            entries = [(r, self._pending.pop(str(r.get("write_id")), None)) for r in items]
+        for receipt, entry in entries:
+            for handle in entry.handles if entry else ():
+                handle._resolve(receipt)
+
+    def _resend_overdue(self) -> None:
+        now = time.monotonic()
+        with self._cond:
+            overdue = [e for e in self._pending.values() if e.sent_at and now - e.sent_at > self.resend_after_s]
+            buffered = {id(e) for e in self._buffer}
+            for entry in overdue:
+                if id(entry) not in buffered:
+                    entry.sent_at = 0.0
+                    self._enqueue(entry)
+
+    # -- remote reads (the `reads` queue) ------------------------------------------------
+    def read(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
+        """Call `reads.<name>` remotely; a store error comes back as the same StoreError."""
+        envelope = self.app.send_task(routing.READS_PREFIX + name, args=list(args)).get(timeout=timeout)
+        if "error" in envelope:
+            raise_for({"status": "rejected", "error": envelope["error"]})
+        return envelope["ok"]
+
+    def view(self, session: str, head: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        return self.read("view", session, head, timeout=timeout)
+
+    def history_view(self, session: str, timeout: float = 30.0) -> dict[str, Any]:
+        return self.read("history_view", session, timeout=timeout)
+
+    def event_view(self, session: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        return self.read("event_view", session, timeout=timeout)
+
+    def message_records(self, session: str, include_content: bool = False, timeout: float = 30.0) -> list[Any]:
+        return self.read("message_records", session, include_content, timeout=timeout)
+
+    def high_water_counters(self, session: str, timeout: float = 30.0) -> dict[str, int]:
+        return self.read("high_water_counters", session, timeout=timeout)
+
+    def current_head_id(self, session: str, timeout: float = 30.0) -> str | None:
+        return self.read("current_head_id", session, timeout=timeout)
+
+    def call_records(self, session: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        return self.read("call_records", session, timeout=timeout)
+
+    def attached_from(self, session: str, timeout: float = 30.0) -> dict[str, Any] | None:
+        return self.read("attached_from", session, timeout=timeout)
+
+    def query(self, edn: str, *args: Any, catch_up: bool = False, timeout: float = 30.0) -> Any:
+        """A Datalog query (EDN string) over the derived index; `catch_up` first applies pending batches."""
+        return self.read("query", edn, list(args), catch_up, timeout=timeout)

@@ -1,0 +1,103 @@
+"""`reads.*` tasks: the store's read API as remote calls, for producers without the store root.
+
+Each task returns an envelope: `{"ok": value}` or `{"error": StoreError.as_dict()}`, so a
+"not found" reaches the producer as the same typed `StoreError` (see
+`SessionClient.read`). Names and arguments mirror `Store` (SPEC §5); `reads.query` asks
+the derived Datalog index (`store.index`). This module must never write to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from store import Store, StoreError
+from store.datalog import DatalogError
+from store.index import Index
+
+from . import routing
+from .celery_app import app, settings_of
+from .stores import store_for
+
+
+def _envelope(call: Callable[[Store], Any]) -> dict[str, Any]:
+    try:
+        return {"ok": call(store_for(app))}
+    except StoreError as exc:
+        return {"error": exc.as_dict()}
+
+
+def _read_task(name: str):
+    return app.task(name=routing.READS_PREFIX + name, acks_late=False, typing=True)
+
+
+@_read_task("view")
+def view(session: str, head: str | None = None) -> dict[str, Any]:
+    return _envelope(lambda s: s.view(session, head))
+
+
+@_read_task("history_view")
+def history_view(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.history_view(session))
+
+
+@_read_task("event_view")
+def event_view(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.event_view(session))
+
+
+@_read_task("message_records")
+def message_records(session: str, include_content: bool = False, all_branches: bool = False) -> dict[str, Any]:
+    return _envelope(lambda s: s.message_records(session, include_content, all_branches))
+
+
+@_read_task("high_water_counters")
+def high_water_counters(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.high_water_counters(session))
+
+
+@_read_task("current_head_id")
+def current_head_id(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.current_head_id(session))
+
+
+@_read_task("call_records")
+def call_records(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.call_records(session))
+
+
+@_read_task("attached_from")
+def attached_from(session: str) -> dict[str, Any]:
+    return _envelope(lambda s: s.attached_from(session))
+
+
+@_read_task("resolve")
+def resolve(name: str) -> dict[str, Any]:
+    return _envelope(lambda s: list(s.resolve(name)))
+
+
+def _plain(value: Any) -> Any:
+    """Datalog results as JSON data: tuples and sets become lists, keywords and symbols strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@_read_task("query")
+def query(edn: str, args: list[Any] | None = None, catch_up: bool = False) -> dict[str, Any]:
+    """A Datalog query over the derived index (SPEC §6); `catch_up` first applies pending batches."""
+    root = settings_of(app).root
+    if not (Path(root) / "store.sqlite").exists():
+        return {"error": {"type": "not-found", "message": f"no store at {root}", "what": "store", "name": root}}
+    try:
+        with Index.open(root) as index:
+            if catch_up:
+                index.catch_up()
+            return {"ok": _plain(index.q(edn, *(args or [])))}
+    except DatalogError as exc:
+        return {"error": {"type": "query/invalid", "message": str(exc)}}

@@ -1,0 +1,75 @@
+"""`sessiondb query`, `index`, `scan` and `check`, run as a user runs them (real subprocesses, real store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from ops.demo import agent_session, fork_and_invoke
+from store import Store
+
+CLI = [sys.executable, "-m", "ops.cli"]
+
+
+def run(*args: str, root) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
+    return subprocess.run([*CLI, *args, "--root", str(root)], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def root(tmp_path):
+    with Store.open(tmp_path / "store") as store:
+        for w in [*agent_session("a0", turns=3), *fork_and_invoke("a0", "a0-fork", "a0-child")]:
+            store.commit(w)
+    return tmp_path / "store"
+
+
+def test_query_answers_from_an_index_it_brings_up_to_date(root):
+    heads_of = "[:find [?h ...] :in $ ?sid :where [?s :session/id ?sid] [?x :head/session ?s] [?x :head/id ?h]]"
+    done = run("query", heads_of, "a0", "--json", root=root)
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(done.stdout)) == ["a0-h1", "a0-h2", "a0-h3"]
+    status = json.loads(run("index", "status", "--json", root=root).stdout)
+    assert status["lag"] == 0 and status["watermark"] > 0
+
+
+def test_a_bad_query_is_one_line_and_a_non_zero_exit(root):
+    done = run("query", "[:find ?x :where [?x :session/id ?y] [(frobnicate ?y)]]", root=root)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "frobnicate" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_index_rebuild_swaps_in_a_new_generation(root):
+    caught_up = json.loads(run("index", "catch-up", "--json", root=root).stdout)
+    before = json.loads(run("index", "status", "--json", root=root).stdout)["file"]
+    rebuilt = json.loads(run("index", "rebuild", "--json", root=root).stdout)
+    after = json.loads(run("index", "status", "--json", root=root).stdout)
+    assert rebuilt["watermark"] == caught_up["watermark"] == after["watermark"]
+    assert after["file"] == rebuilt["file"] != before
+
+
+def test_scan_finds_a_flipped_byte_and_exits_non_zero(root):
+    assert run("scan", "--full", root=root).returncode == 0
+    with Store.open(root) as store:
+        blob = store.message_records("a0")[0]["content_blob"]
+        path = store.blobs.path(blob)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+    done = run("scan", "--full", "--json", root=root)
+    assert done.returncode == 1
+    assert "blob/hash-mismatch" in {f["type"] for f in json.loads(done.stdout)["findings"]}
+
+
+def test_check_finds_a_head_whose_session_is_gone_and_exits_non_zero(root):
+    assert run("check", root=root).returncode == 0
+    with sqlite3.connect(root / "store.sqlite") as db:
+        db.execute("DELETE FROM sessions WHERE session_id = 'a0-child'")
+    done = run("check", "--json", root=root)
+    assert done.returncode == 1
+    assert "ref/dangling" in {f["type"] for f in json.loads(done.stdout)["findings"]}

@@ -1,0 +1,35 @@
+"""Child process of test_crash: commits writes in a loop and prints each acknowledged write id.
+
+Usage: python crash_writer.py ROOT ROUND. Runs until killed. A line `ack <write_id>` is
+printed (and flushed) only after `commit_many` returned that write's receipt, i.e. after
+the write is durable: that is what the parent may hold the store to.
+"""
+
+import random
+import sys
+
+from store import Store
+
+root, round_no = sys.argv[1], int(sys.argv[2])
+rng = random.Random(round_no)
+store = Store.open(root)
+store.commit({"write_id": "start", "session": "crash", "events": [{"type": "session/started"}]})
+print("ready", flush=True)
+n = 0
+while True:
+    group = []
+    for _ in range(rng.randint(1, 50)):
+        wid = f"r{round_no}-{n}"
+        n += 1
+        events = [
+            {"type": "message/added", "role": "user", "content": f"{wid}-a " + "x" * rng.randint(0, 3000)},
+            {"type": "message/added", "role": "assistant", "content": f"{wid}-b"},
+        ]
+        group.append({"write_id": wid, "session": "crash", "events": events})
+    # re-send an earlier write now and then: it must not apply twice
+    if n > 60 and rng.random() < 0.3:
+        group.append(dict(group[0], write_id=f"r{round_no}-{rng.randint(0, n - 60)}"))
+    receipts = store.commit_many(group)
+    for receipt in receipts:
+        assert receipt["status"] == "committed", receipt
+        print("ack", receipt["write_id"], flush=True)

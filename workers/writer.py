@@ -1,0 +1,221 @@
+"""The single serialized writer: a custom Celery consumer strategy that group-commits.
+
+Celery's default strategy runs one task per message. For `writes.commit` the worker uses
+`group_commit_strategy` instead (named on the task class): each delivered message is
+decoded (JSON only — a pickled message raises `ContentDisallowed` here and Celery
+rejects it) and buffered; the buffer is committed when it holds
+`Settings.group_commit_max` writes or `Settings.group_commit_wait_ms` after its first
+message — extended, up to `GROUP_COMMIT_MAX_EXTENSIONS` waits, while a backlog waits in
+Redis, so that a backlog is drained in big groups rather than a few writes per fsync.
+A group is ONE `store.commit_many` call, in the consumer thread (like the solo pool),
+then, in this order:
+
+1. receipts go to each producer's reply list (`tasks.receipts`), all in one pipelined
+   Redis round trip, plus the writer's counters (`workers.stats`);
+2. the messages are acknowledged (late ack: a writer killed before this point has its
+   messages redelivered, and the store's write-id table turns the re-commit into a no-op
+   that returns the same receipts);
+3. the indexer is poked (debounced, never waited for).
+
+The prefetch window is widened by one per buffered message (as Celery does for ETA
+tasks) so a group can span many messages. Only a process that holds the writer lock
+(`workers.lock`, taken by `workers.writer_step`) ever commits. This module must never
+be imported by producers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import ContentDisallowed
+
+from store import Store
+from tasks import receipts, routing
+from tasks.celery_app import settings_of
+
+from . import stats
+from .group_commit import Delivery, RetryLater, commit_group
+from .lock import WriterLock
+from .notify import IndexNotifier
+
+log = logging.getLogger("sessiondb.writer")
+
+
+class WriterRuntime:
+    """Per-process state of the writer: its lock, store, Redis client and notifier."""
+
+    _instances: dict[int, WriterRuntime] = {}
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.settings = settings_of(app)
+        self.lock = WriterLock(self.settings.root)
+        self.redis = redis.Redis.from_url(app.conf.broker_url)
+        self.store: Store | None = None
+        self.notifier: IndexNotifier | None = None
+
+    @classmethod
+    def of(cls, app: Celery) -> WriterRuntime:
+        runtime = cls._instances.get(id(app))
+        if runtime is None:
+            runtime = cls._instances[id(app)] = cls(app)
+        return runtime
+
+    def ready(self) -> Store:
+        if self.store is None:
+            self.store = Store.open(self.settings.root, self.settings)
+            self.notifier = IndexNotifier(self.app, self.settings.index_notify_debounce_ms / 1000.0)
+        return self.store
+
+    def backlog(self) -> bool:
+        """Is a backlog (more than one message) waiting in Redis right now?"""
+        try:
+            return self.redis.llen(routing.WRITES) > 1
+        except redis.RedisError:
+            return False
+
+    def run_group(self, deliveries: list[Delivery], consumer: Any) -> None:
+        if not self.lock.try_acquire():  # a worker that never took the lock must not write
+            log.error("not the writer (writer.lock is held by another process): requeueing %d messages",
+                      len(deliveries))
+            self.requeue(deliveries, consumer)
+            return
+        store = self.ready()
+        started = time.perf_counter()
+        try:
+            commit_group(store, deliveries)
+        except RetryLater as exc:
+            log.error("group commit failed, requeueing %d messages: %s", len(deliveries), exc)
+            self.requeue(deliveries, consumer)
+            time.sleep(1.0)
+            return
+        seconds = time.perf_counter() - started
+        flat = [r for d in deliveries for r in d.receipts]
+        rejected = sum(r.get("status") == "rejected" for r in flat)
+        try:
+            self._deliver(deliveries, len(flat), rejected, seconds)
+        except redis.RedisError:
+            # Leave the messages unacknowledged: redelivery re-sends the (stored) receipts.
+            log.exception("could not deliver receipts; the messages stay unacknowledged")
+            return
+        for delivery in deliveries:
+            delivery.ack(log, consumer.connection_errors)
+            consumer.qos.decrement_eventually()
+        assert self.notifier is not None
+        self.notifier.poke()
+        self._events(deliveries, consumer, seconds)
+        log.debug("group of %d writes in %d messages committed in %.1f ms (%d rejected)",
+                  len(flat), len(deliveries), seconds * 1000, rejected)
+
+    def _deliver(self, deliveries: list[Delivery], writes: int, rejected: int, seconds: float) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for delivery in deliveries:
+            if delivery.reply_to:
+                receipts.push(pipe, delivery.reply_to, delivery.receipts, self.settings.receipt_ttl_s)
+        tx_ids = [r.get("tx_id") or 0 for d in deliveries for r in d.receipts]
+        stats.record_group(pipe, writes=writes, messages=len(deliveries), committed=writes - rejected,
+                           rejected=rejected, seconds=seconds, last_tx_id=max(tx_ids, default=0))
+        pipe.execute()
+        for delivery in deliveries:
+            if not delivery.reply_to and delivery.task_id:
+                self.app.backend.store_result(delivery.task_id, delivery.receipts, "SUCCESS")
+
+    def requeue(self, deliveries: list[Delivery], consumer: Any) -> None:
+        """Give the messages back at the FRONT of the queue, in order (a plain reject would requeue
+        them behind newer messages and break per-producer order), then settle kombu's bookkeeping."""
+        for delivery in reversed(deliveries):
+            qos = getattr(getattr(delivery.message, "channel", None), "qos", None)
+            if hasattr(qos, "restore_by_tag"):
+                qos.restore_by_tag(delivery.message.delivery_tag, leftmost=False)
+                delivery.reject(log, consumer.connection_errors, False)  # already restored: just forget it
+            else:
+                delivery.reject(log, consumer.connection_errors, True)
+            consumer.qos.decrement_eventually()
+
+    def _events(self, deliveries: list[Delivery], consumer: Any, seconds: float) -> None:
+        eventer = consumer.event_dispatcher
+        if not (eventer and eventer.enabled):
+            return
+        for delivery in deliveries:
+            done = sum(r.get("status") == "committed" for r in delivery.receipts)
+            eventer.send("task-succeeded", uuid=delivery.task_id, runtime=seconds,
+                         result=repr({"committed": done, "rejected": len(delivery.receipts) - done}))
+
+
+def _unpack(message: Any, body: Any) -> tuple[Any, Any]:
+    """(writes, reply_to) from a task message body, protocol 1 or 2."""
+    payload = message.payload if body is None else body
+    if isinstance(payload, dict):
+        args, kwargs = payload.get("args") or [], payload.get("kwargs") or {}
+    else:
+        args, kwargs, _embed = payload
+    writes = args[0] if args else kwargs.get("writes", [])
+    reply_to = args[1] if len(args) > 1 else kwargs.get("reply_to")
+    return writes, reply_to if isinstance(reply_to, str) and reply_to.startswith(receipts.PREFIX) else None
+
+
+def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> Any:
+    runtime = WriterRuntime.of(app)
+    max_writes = max(1, runtime.settings.group_commit_max)
+    wait_s = max(0, runtime.settings.group_commit_wait_ms) / 1000.0
+    eventer = consumer.event_dispatcher
+    max_gather_s = wait_s * runtime.settings.group_commit_max_extensions
+    buffer: list[Delivery] = []
+    state: dict[str, Any] = {"writes": 0, "timer": None, "first_at": 0.0}
+
+    def on_timer() -> None:
+        # A backlog is waiting in Redis: keep gathering (bounded) so the group is big, instead of
+        # committing a few writes per fsync while the queue grows.
+        state["timer"] = None
+        gathered = time.monotonic() - state["first_at"]
+        if wait_s > 0 and state["writes"] < max_writes and gathered + wait_s <= max_gather_s \
+                and runtime.backlog():
+            state["timer"] = consumer.timer.call_after(wait_s, on_timer)
+            return
+        flush()
+
+    def flush() -> None:
+        if state["timer"] is not None:
+            state["timer"].cancel()
+            state["timer"] = None
+        group = buffer[:]
+        buffer.clear()
+        state["writes"] = 0
+        if not group:
+            return
+        try:
+            runtime.run_group(group, consumer)
+        except Exception:  # noqa: BLE001 - a bug here must not leave messages stuck or stop the writer
+            log.exception("group of %d messages failed unexpectedly; requeueing them", len(group))
+            try:
+                runtime.requeue(group, consumer)
+            except Exception:  # noqa: BLE001 - broker gone: the consumer restart restores them
+                log.exception("could not requeue; they are restored when the consumer restarts")
+
+    def handler(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **__: Any) -> None:
+        try:
+            writes, reply_to = _unpack(message, body)
+        except ContentDisallowed:
+            stats.record_refused(runtime.redis)
+            raise  # Celery logs and rejects it (never requeued, never executed)
+        except (TypeError, ValueError):
+            writes, reply_to = [message.payload], None
+        task_id = (message.headers or {}).get("id") or ""
+        delivery = Delivery(task_id, writes, reply_to, message, ack, reject)
+        buffer.append(delivery)
+        consumer.qos.increment_eventually()
+        state["writes"] += len(writes) if isinstance(writes, list) else 1
+        if eventer and eventer.enabled:
+            eventer.send("task-received", uuid=task_id, name=routing.COMMIT,
+                         args=f"[<{state['writes']} writes buffered>]", kwargs="{}", retries=0, eta=None)
+        if state["writes"] >= max_writes:
+            flush()
+        elif state["timer"] is None:
+            state["first_at"] = time.monotonic()
+            state["timer"] = consumer.timer.call_after(wait_s, on_timer)
+
+    return handler
