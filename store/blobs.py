@@ -6,9 +6,9 @@ escape the blob tree. Writes are crash-safe: bytes go to a temp file in the targ
 directory (an anonymous O_TMPFILE inode where the file system has them, else a named
 `<final>.tmp-<hex>` file), the file system is synced, the temp file gets its final name
 atomically (linkat, or rename) and the file system is synced again, so a final name only
-ever holds complete, durable bytes. A group of blobs shares those two syncs
-(`BlobBatch`), which is what makes group commit cheap. An existing good blob is reused;
-an existing corrupt one is moved to quarantine/ and replaced.
+ever holds complete, durable bytes. A group of blobs shares those two syncs (`BlobBatch`
+in blob_io.py, which does the I/O of writes), which is what makes group commit cheap. An
+existing good blob is reused; an existing corrupt one is moved to quarantine/ and replaced.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import blake3
 
 from .canonical import BLOB_ID_RE
 from .errors import CorruptBlobError
+
+if TYPE_CHECKING:
+    from .blob_io import BlobBatch, BlobIO
 
 TEMP_MARK = ".tmp-"
 
@@ -43,6 +45,11 @@ class Staged(NamedTuple):
     final: str
     temp: str | None
     fd: int | None
+
+    def close(self) -> None:
+        """After publishing: the anonymous inode has its name now."""
+        if self.fd is not None:
+            os.close(self.fd)
 
     def discard(self) -> None:
         if self.fd is not None:
@@ -88,12 +95,12 @@ class BlobStore:
         self._dirfd = os.open(self.dir, os.O_RDONLY)
         self._made_dirs: set[str] = set()
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
-        # One thread does all blob file I/O, in order: the writer plans the next writes while
-        # this thread creates files (file-system calls release the GIL).
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-io")
+        self._io: dict[bool, BlobIO] = {}  # started on first use: the I/O thread, the I/O process
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        for io in self._io.values():
+            io.close()
+        self._io.clear()
         if self._dirfd >= 0:
             os.close(self._dirfd)
             self._dirfd = -1
@@ -139,11 +146,23 @@ class BlobStore:
             batch.add(blob_id, data)
         return batch.durable().result()
 
-    def batch(self) -> BlobBatch:
-        """A group of blobs written in the background and made durable together."""
-        return BlobBatch(self)
+    def batch(self, *, process: bool = False, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
+        """A group of blobs written in the background and made durable together.
 
-    def _stage(self, blob_id: str, data: bytes, anonymous: bool = True, check: bool = True) -> Staged | None:
+        `process=True`: written by the blob I/O process, which starts on the first blobs handed
+        over (a large group: it overlaps the caller's CPU work); otherwise by the I/O thread.
+        `known(ids)`: which of these ids have rows already (only those can have a good copy
+        on disk, so only those are looked for before writing); default: look for every one."""
+        from .blob_io import BlobBatch, ProcessIO, ThreadIO  # blob_io builds on this module
+
+        io = self._io.get(process)
+        if io is None or not io.alive():
+            if io is not None:
+                io.close()
+            io = self._io[process] = ProcessIO(self.root) if process else ThreadIO(self)
+        return BlobBatch(io, stream=process, known=known)
+
+    def _stage(self, blob_id: str, data: bytes, check: bool = True) -> Staged | None:
         """Write one blob to a temp file in its final directory (None: a good copy exists).
 
         Preferably an anonymous O_TMPFILE inode, later linked to its final name (one
@@ -161,7 +180,7 @@ class BlobStore:
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
-        if anonymous and self._anonymous_ok:
+        if self._anonymous_ok:
             try:
                 fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
             except OSError:  # the file system has no O_TMPFILE: named temp files from now on
@@ -212,79 +231,3 @@ class BlobStore:
                 for second in sorted(first.iterdir()):
                     if second.is_dir():
                         yield from sorted(second.iterdir())
-
-
-class BlobBatch:
-    """The blobs of one group commit.
-
-    `add` hands each blob to the BlobStore's I/O thread, which writes it to a temp file while
-    the caller goes on; `durable()` queues, behind those, one file-system sync, the renames
-    to final names and a second sync, and returns a Future the caller waits on before it
-    commits rows that reference the blobs."""
-
-    CHUNK = 64  # blobs handed to the I/O thread at a time: one Future per chunk, not per blob
-    MAX_OPEN = 1024  # anonymous temp files per batch; beyond, named temp files
-
-    def __init__(self, store: BlobStore) -> None:
-        self.store = store
-        self.pending: list[tuple[str, bytes, bool]] = []
-        self.staged: list[Future[list[Staged]]] = []
-        self.queued = 0
-
-    def add(self, blob_id: str, data: bytes, check: bool = True) -> None:
-        """Queue a blob; `check=False` skips looking for an existing copy first (see `_stage`)."""
-        self.pending.append((blob_id, data, check))
-        if len(self.pending) >= self.CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            chunk, self.pending = self.pending, []
-            # anonymous temp files hold a descriptor open until published: cap them
-            anonymous = self.queued < self.MAX_OPEN
-            self.queued += len(chunk)
-            self.staged.append(self.store._pool.submit(self._stage_chunk, chunk, anonymous))
-
-    def _stage_chunk(self, chunk: list[tuple[str, bytes, bool]], anonymous: bool) -> list[Staged]:
-        done: list[Staged] = []
-        try:
-            for blob_id, data, check in chunk:
-                staged = self.store._stage(blob_id, data, anonymous, check)
-                if staged is not None:
-                    done.append(staged)
-        except BaseException:
-            for staged in done:
-                staged.discard()
-            raise
-        return done
-
-    def durable(self) -> Future[list[str]]:
-        self._flush()
-        return self.store._pool.submit(self._finish)
-
-    def _finish(self) -> list[str]:
-        staged: list[Staged] = []
-        failure: BaseException | None = None
-        for future in self.staged:  # all done: they ran before this on the same thread
-            if future.exception() is not None:
-                failure = failure or future.exception()
-            else:
-                staged += future.result()
-        published = 0
-        try:
-            if failure is not None:
-                raise failure
-            if not staged:
-                return []
-            sync_filesystem(self.store._dirfd)  # every temp file's bytes are durable ...
-            for item in staged:
-                self.store._publish(item)  # ... before any gets its final name
-                published += 1
-            sync_filesystem(self.store._dirfd)  # and the names are durable before rows commit
-        finally:
-            for item in staged[published:]:
-                item.discard()
-            for item in staged[:published]:
-                if item.fd is not None:
-                    os.close(item.fd)
-        return ["blake3:" + os.path.basename(item.final) for item in staged]

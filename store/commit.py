@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import branch, schema
+from .blob_io import BlobBatch
 from .blobs import BlobStore
 from .canonical import PayloadError, blob_id, canonical_json, payload_bytes
 from .errors import NotFoundError, StoreError, ValidationError, WriteFailedError
@@ -76,7 +77,8 @@ class GroupState:
     # what execute() will write
     appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
-    new_blobs: dict[str, bytes] = field(default_factory=dict)
+    batch: BlobBatch | None = None  # the group's new blobs, on their way to disk
+    new_blobs: set[str] = field(default_factory=set)
     blob_rows: list[dict[str, Any]] = field(default_factory=list)
     dirty_sessions: set[str] = field(default_factory=set)
 
@@ -327,6 +329,9 @@ class GroupCommit:
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
         last_tx = self.conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
         group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1)
+        # a large group's blobs are written by the blob I/O process while the rest is planned
+        large = 0 < self.settings.blob_io_process_min <= len(parsed)
+        group.batch = self.blobs.batch(process=large, known=self._known_blobs)
         for i, write in enumerate(parsed):
             if write is None:
                 continue
@@ -374,7 +379,8 @@ class GroupCommit:
             group.dirty.setdefault(table_name, {})[key] = group.rows[(table_name, key)]  # type: ignore[assignment]
         for bid, (data, kind, media) in ctx.blobs.items():
             if bid not in group.new_blobs:
-                group.new_blobs[bid] = data
+                group.new_blobs.add(bid)
+                group.batch.add(bid, data)  # type: ignore[union-attr]
                 group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
                                         "created_at": at, "status": "ok"})
         receipt = {
@@ -401,17 +407,10 @@ class GroupCommit:
 
     # -- execute ------------------------------------------------------------------------
     def _execute(self, group: GroupState, at: str) -> None:
-        # The blob I/O thread writes, syncs and publishes the group's blobs while the rows are
-        # inserted here (SQLite releases the GIL; planning would not, which is why blobs are
-        # handed over only now). The caller commits only after `durable` is done, so no
-        # committed row points at a blob that is not durable.
-        durable = None
-        if group.new_blobs:
-            known = self._known_blobs(list(group.new_blobs))
-            batch = self.blobs.batch()
-            for bid, data in group.new_blobs.items():
-                batch.add(bid, data, check=bid in known)  # only a blob with a row can already be good
-            durable = batch.durable()
+        # The blob I/O thread or process writes, syncs and publishes the group's blobs while
+        # the rows are inserted here (SQLite releases the GIL). The caller commits only after
+        # `durable` is done, so no committed row points at a blob that is not durable.
+        durable = group.batch.durable() if group.new_blobs else None  # type: ignore[union-attr]
         try:
             self._insert_rows(group)
         finally:

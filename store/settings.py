@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     group_commit_max: int = 2000
     #: ... gathered for at most this long after the first one arrives
     group_commit_wait_ms: int = 5
+    #: groups of at least this many writes have their blobs written by a separate blob I/O
+    #: process, which works while the writer plans the group (0: always the I/O thread)
+    blob_io_process_min: int = 256
     #: SQLite `synchronous` pragma: FULL (default, durable on power loss) or NORMAL
     sqlite_synchronous: str = "FULL"
     #: limits that make hostile input a clean rejection

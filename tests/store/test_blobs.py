@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from store.blobs import BlobBatch, BlobStore
+from store.blobs import BlobStore
 from store.canonical import blob_id, canonical_json
 from store.errors import CorruptBlobError
 
@@ -22,9 +22,9 @@ def all_files(blobs: BlobStore) -> list[str]:
     return sorted(os.path.relpath(os.path.join(d, f), blobs.dir) for d, _, fs in os.walk(blobs.dir) for f in fs)
 
 
-@pytest.mark.parametrize("max_open", [BlobBatch.MAX_OPEN, 0], ids=["anonymous-temp-files", "named-temp-files"])
-def test_put_many_publishes_complete_files_at_hash_paths_and_leaves_no_temp_files(blobs, monkeypatch, max_open):
-    monkeypatch.setattr(BlobBatch, "MAX_OPEN", max_open)
+@pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous-temp-files", "named-temp-files"])
+def test_put_many_publishes_complete_files_at_hash_paths_and_leaves_no_temp_files(blobs, anonymous):
+    blobs._anonymous_ok = blobs._anonymous_ok and anonymous
     payloads = {blob_id(p): p for p in (os.urandom(n) for n in (0, 1, 1000, 70_000))}
     written = blobs.put_many(payloads)
     assert sorted(written) == sorted(payloads)

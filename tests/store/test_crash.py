@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from store import Store
@@ -21,9 +22,9 @@ CHILD = Path(__file__).with_name("crash_writer.py")
 ROUNDS = 20
 
 
-def run_and_kill(root: Path, round_no: int, rng: random.Random) -> set[str]:
+def run_and_kill(root: Path, round_no: int, rng: random.Random, env: dict[str, str]) -> set[str]:
     proc = subprocess.Popen([sys.executable, str(CHILD), str(root), str(round_no)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
     acked: set[str] = set()
     ready = threading.Event()
 
@@ -44,13 +45,33 @@ def run_and_kill(root: Path, round_no: int, rng: random.Random) -> set[str]:
     return acked
 
 
-def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path):
+def processes_using(root: Path) -> list[str]:
+    """Command lines of live processes that name the store root (the blob I/O process does)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in cmdline and "crash_writer" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+# groups of 1-50 writes: with a threshold of 20, some groups go through the blob I/O process
+@pytest.mark.parametrize("env", [{"SESSIONDB_BLOB_IO_PROCESS_MIN": "0"}, {"SESSIONDB_BLOB_IO_PROCESS_MIN": "20"}],
+                         ids=["blob-io-thread", "blob-io-process-too"])
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
     rng = random.Random(1234)
     root = tmp_path / "store"
     acknowledged: set[str] = set()
     for round_no in range(ROUNDS):
-        acknowledged |= run_and_kill(root, round_no, rng)
+        acknowledged |= run_and_kill(root, round_no, rng, env)
     assert len(acknowledged) > ROUNDS  # the kills did land mid-stream, after real work
+    deadline = time.monotonic() + 60
+    while processes_using(root) and time.monotonic() < deadline:  # a blob I/O process ends with its writer
+        time.sleep(0.1)
+    assert not processes_using(root)
 
     with Store.open(root) as store:
         records = store.message_records("crash", include_content=True, all_branches=True)  # verifies every blob

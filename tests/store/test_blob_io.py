@@ -1,0 +1,104 @@
+"""The blob I/O process: large groups' blobs are written by a child process while the writer plans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from store import Settings, Store
+from store.blob_io import BlobIOError
+
+
+def writes(prefix: str, n: int) -> list[dict]:
+    return [{"write_id": f"{prefix}{i}", "session": "s",
+             "events": [{"type": "message/added", "role": "user", "content": f"{prefix}{i} " + "x" * 3000}]}
+            for i in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "store", Settings(root=str(tmp_path / "store"), blob_io_process_min=10))
+    s.commit({"write_id": "start", "session": "s", "events": [{"type": "session/started"}]})
+    yield s
+    s.close()
+
+
+def contents(store: Store) -> list[str]:
+    return [r["content"].split(" ")[0] for r in store.message_records("s", include_content=True)]
+
+
+def temp_files(store: Store) -> list[str]:
+    return [f for _, _, files in os.walk(store.blobs.dir) for f in files if ".tmp-" in f]
+
+
+def test_a_large_group_goes_through_the_blob_io_process_and_commits_whole(store):
+    receipts = store.commit_many(writes("a", 300))  # more than one publish's worth of files
+    assert {r["status"] for r in receipts} == {"committed"}
+    child = store.blobs._io[True].proc
+    assert child.poll() is None  # it stays up for the next large group
+    store.commit_many(writes("b", 20))
+    store.commit_many(writes("c", 3))  # a small group: the I/O thread
+    assert contents(store) == [f"a{i}" for i in range(300)] + [f"b{i}" for i in range(20)] + ["c0", "c1", "c2"]
+    assert not temp_files(store)
+
+
+def test_a_killed_blob_io_process_fails_no_write_and_is_replaced(store):
+    store.commit_many(writes("a", 10))
+    first = store.blobs._io[True].proc
+    first.kill()
+    first.wait()
+    receipts = store.commit_many(writes("b", 50))  # the group falls back to one write at a time
+    assert {r["status"] for r in receipts} == {"committed"}
+    store.commit_many(writes("c", 10))
+    assert store.blobs._io[True].proc.pid != first.pid
+    assert contents(store) == [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(50)] + [
+        f"c{i}" for i in range(10)]
+
+
+def test_a_batch_whose_process_died_reports_it(store):
+    batch = store.blobs.batch(process=True)
+    store.blobs._io[True].proc.kill()
+    store.blobs._io[True].proc.wait()
+    for i in range(200):
+        batch.add(*_blob(f"lost {i}".encode()))
+    with pytest.raises(BlobIOError, match="blob I/O process"):
+        batch.durable().result()
+
+
+def test_the_blob_io_process_ends_with_its_writer(tmp_path):
+    script = (
+        "import sys; from store import Settings, Store\n"
+        "s = Store.open(sys.argv[1], Settings(root=sys.argv[1], blob_io_process_min=1))\n"
+        "s.commit({'write_id': 'w', 'session': 's', 'events': [{'type': 'session/started'}]})\n"
+        "print(s.blobs._io[True].proc.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "store")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(writer.stdout.readline())  # type: ignore[union-attr]
+    assert _alive(child)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    deadline = time.monotonic() + 60
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _blob(data: bytes) -> tuple[str, bytes]:
+    from store.canonical import blob_id
+
+    return blob_id(data), data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
