@@ -32,6 +32,7 @@ def free_port() -> int:
 class EmbeddedRedis:
     def __init__(self, directory: str | Path, port: int | None = None, appendfsync: str = "everysec") -> None:
         self.dir = Path(directory).resolve()
+        self._pick_port = not port  # a port we chose may be taken before redis-server binds it
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,12 +46,27 @@ class EmbeddedRedis:
         if binary is None:
             raise RedisNotFound()
         self.dir.mkdir(parents=True, exist_ok=True)
-        args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-                "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-                "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
-        self.wait_ready(timeout)
-        return self
+        logfile = self.dir / "redis.log"
+        for attempt in range(5):
+            logged = logfile.stat().st_size if logfile.exists() else 0
+            args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+                    "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
+                    "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(logfile)]
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
+            try:
+                self.wait_ready(timeout)
+            except RuntimeError:
+                # Between free_port() and redis-server's bind another process may take the port: if we
+                # chose it (and no client knows it yet, i.e. before the first start), choose another.
+                lost_port = self.proc.poll() is not None and logfile.exists() and \
+                    b"Address already in use" in logfile.read_bytes()[logged:]
+                if not (self._pick_port and lost_port and attempt < 4):
+                    raise
+                self.port = free_port()
+                continue
+            self._pick_port = False  # started: clients know this port now, a restart must keep it
+            return self
+        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

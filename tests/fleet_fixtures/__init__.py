@@ -28,7 +28,7 @@ from workers.lock import holder_pid
 PRODUCER = str(Path(__file__).with_name("producer.py"))
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

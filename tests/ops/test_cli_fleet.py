@@ -50,7 +50,7 @@ def http(url: str, auth: str | None = None) -> tuple[int, bytes]:
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, b""
@@ -83,7 +83,7 @@ def test_up_runs_the_fleet_demo_writes_arrive_flower_answers_and_sigint_leaves_n
         assert len(family) >= 7  # redis, writer, indexer, scanner, reader, beat, flower
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
-        wait_until(lambda: not any(alive(pid) for pid in family), 20, "every fleet process to exit")
+        wait_until(lambda: not any(alive(pid) for pid in family), 60, "every fleet process to exit")
         assert not (root / "fleet" / "broker_url").exists()
     finally:
         if up.poll() is None:
@@ -100,7 +100,7 @@ def test_write_enqueues_a_jsonl_file_and_waits_for_receipts(fleet, tmp_path):
              {"write_id": "f-2", "session": "f", "events": [{"type": "message/added", "role": "nobody"}]}]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     done = subprocess.run([*CLI, "write", str(path), "--wait", "--json"], env=fleet.env, capture_output=True,
-                          timeout=60)
+                          timeout=180)
     assert done.returncode == 1  # one write was rejected
     receipts = json.loads(done.stdout)
     assert [r["status"] for r in receipts] == ["committed", "committed", "rejected"]
@@ -150,5 +150,5 @@ def test_worker_role_runs_as_the_standard_celery_worker_form(fleet):
     from tasks import SessionClient
 
     with SessionClient(fleet.settings) as client:
-        assert client.write("c", [{"type": "session/started"}]).receipt(timeout=30)["status"] == "committed"
+        assert client.write("c", [{"type": "session/started"}]).receipt(timeout=60)["status"] == "committed"
 

@@ -26,7 +26,7 @@ def run_and_kill(root: Path, round_no: int, rng: random.Random, env: dict[str, s
     proc = subprocess.Popen([sys.executable, str(CHILD), str(root), str(round_no)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
     acked: set[str] = set()
-    ready = threading.Event()
+    ready, streaming = threading.Event(), threading.Event()
 
     def read() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -34,14 +34,18 @@ def run_and_kill(root: Path, round_no: int, rng: random.Random, env: dict[str, s
                 ready.set()
             elif line.startswith("ack ") and line.endswith("\n") and len(line.split()) == 2:
                 acked.add(line.split()[1])
+                streaming.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     assert ready.wait(120), proc.stderr.read() if proc.stderr else "child did not start"
+    # Kill mid-stream: after the child's first acknowledged group (however slow a loaded machine
+    # makes it), then at a random moment of the stream that follows.
+    assert streaming.wait(120), "the child acknowledged no write within 120 s"
     time.sleep(rng.uniform(0.02, 0.6))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reader.join(10)
+    reader.join(60)  # the rest of the pipe, before `acked` is read
     return acked
 
 

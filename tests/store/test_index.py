@@ -114,6 +114,7 @@ def test_the_consistency_check_compares_the_index_with_the_store(demo_store):
 
 def test_queries_keep_answering_while_a_rebuild_swaps_generations(demo_store):
     import threading
+    import time
 
     query = '[:find (count ?m) . :where [?m :message/role _]]'
     with Index.open(demo_store.root) as index:
@@ -126,13 +127,22 @@ def test_queries_keep_answering_while_a_rebuild_swaps_generations(demo_store):
                 while not stop.is_set():
                     answers.append(reader.q(query))
 
-        thread = threading.Thread(target=ask)
+        def wait_for_answers(count: int) -> None:
+            deadline = time.monotonic() + 60
+            while len(answers) < count:
+                assert thread.is_alive(), "the reader thread died"
+                assert time.monotonic() < deadline, "the reader thread answered nothing for 60 s"
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=ask, daemon=True)
         thread.start()
+        wait_for_answers(1)  # the reader is answering before the first swap, however slowly it started
         for _ in range(3):
             index.rebuild()
+        wait_for_answers(len(answers) + 1)  # ... and still answers after the last one
         stop.set()
         thread.join(30)
-    assert answers and set(answers) == {expected}
+    assert not thread.is_alive() and answers and set(answers) == {expected}
 
 
 def test_the_consistency_check_reports_a_lagging_index(demo_store):

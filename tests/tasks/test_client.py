@@ -65,10 +65,10 @@ def test_resending_a_write_id_returns_the_same_receipt_and_applies_once(fleet):
     fleet.writer()
     events = [{"type": "message/added", "role": "user", "content": "once"}]
     with SessionClient(fleet.settings) as first:
-        first.write("s", [{"type": "session/started"}], write_id="s-start").receipt(timeout=20)
-        one = first.write("s", events, write_id="dup").receipt(timeout=20)
+        first.write("s", [{"type": "session/started"}], write_id="s-start").receipt(timeout=60)
+        one = first.write("s", events, write_id="dup").receipt(timeout=60)
     with SessionClient(fleet.settings) as second:
-        two = second.write("s", events, write_id="dup").receipt(timeout=20)
+        two = second.write("s", events, write_id="dup").receipt(timeout=60)
     assert one["status"] == "committed" and one == two
     with fleet.store() as store:
         assert messages_of(store, "s") == ["once"]
@@ -79,8 +79,8 @@ def test_remote_reads_through_the_reads_queue(fleet):
     fleet.worker("reader")
     with SessionClient(fleet.settings) as client:
         client.write("r", [{"type": "session/started", "title": "remote"},
-                           {"type": "message/added", "role": "user", "content": "hi"}]).receipt(timeout=20)
-        assert client.view("r", timeout=30)["session"]["title"] == "remote"
+                           {"type": "message/added", "role": "user", "content": "hi"}]).receipt(timeout=60)
+        assert client.view("r", timeout=120)["session"]["title"] == "remote"
         assert [m["message_id"] for m in client.message_records("r")] == [1]
         assert client.high_water_counters("r")
         with pytest.raises(NotFoundError):

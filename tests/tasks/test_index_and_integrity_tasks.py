@@ -17,10 +17,10 @@ def test_commits_reach_the_index_through_the_debounced_notification(fleet):
         handles = [client.write("i", [{"type": "session/started", "title": "indexed"}], write_id="i-start")]
         handles += [client.write("i", [{"type": "message/added", "role": "user", "content": str(k)}])
                     for k in range(20)]
-        last_tx = max(h.receipt(timeout=30)["tx_id"] for h in handles)
+        last_tx = max(h.receipt(timeout=60)["tx_id"] for h in handles)
 
     def caught_up():
-        status = fleet.app.send_task(INDEX_STATUS).get(timeout=30)
+        status = fleet.app.send_task(INDEX_STATUS).get(timeout=120)  # the first one waits for the worker to start
         return status["watermark"] >= last_tx and status["lag"] == 0
 
     wait_until(caught_up, 60, "the indexer to catch up after the writer's notification")
@@ -35,7 +35,7 @@ def test_scans_and_the_consistency_check_return_their_reports(fleet):
     fleet.worker("scanner")
     with SessionClient(fleet.settings) as client:
         client.write("c", [{"type": "session/started"},
-                           {"type": "message/added", "role": "user", "content": "scan me"}]).receipt(timeout=30)
+                           {"type": "message/added", "role": "user", "content": "scan me"}]).receipt(timeout=60)
     full = fleet.app.send_task(INTEGRITY_SCAN, kwargs={"mode": "full"}).get(timeout=120)
     assert full["kind"] == "blob-scan/full" and not [f for f in full["findings"] if f["severity"] == "error"]
     assert fleet.app.send_task(INTEGRITY_SCAN, kwargs={"mode": "sideways"}).get(timeout=60)["status"] == "error"
@@ -51,7 +51,7 @@ def test_a_corrupt_blob_is_quarantined_by_the_scanner_and_healed_by_a_later_writ
     with SessionClient(fleet.settings) as client:
         receipt = client.write("heal", [{"type": "session/started"},
                                         {"type": "message/added", "role": "user", "content": "precious"}]
-                               ).receipt(timeout=30)
+                               ).receipt(timeout=60)
         [blob] = receipt["blobs"]
         with Store.open(fleet.settings.root) as store:
             path = store.blobs.path(blob)
@@ -62,7 +62,7 @@ def test_a_corrupt_blob_is_quarantined_by_the_scanner_and_healed_by_a_later_writ
         quarantined = list((Path(fleet.settings.root) / "quarantine").iterdir())
         assert not path.exists() and [q.read_bytes() for q in quarantined] == [b"Precious"]  # moved, not deleted
 
-        client.write("heal", [{"type": "message/added", "role": "user", "content": "precious"}]).receipt(timeout=30)
+        client.write("heal", [{"type": "message/added", "role": "user", "content": "precious"}]).receipt(timeout=60)
     assert path.read_bytes() == b"precious"  # the writer restored it from the new write
     rescan = fleet.app.send_task(INTEGRITY_SCAN, kwargs={"mode": "full"}).get(timeout=120)
     assert not [f for f in rescan["findings"] if f["severity"] == "error"]

@@ -63,7 +63,8 @@ def histories(draw):
     return txs
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(txs=histories())
 def test_random_histories_match_datascript(tmp_path_factory, datascript, txs):
     path = tmp_path_factory.mktemp("rnd") / "db.sqlite"

@@ -109,7 +109,8 @@ def _form(depth: int):
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(head=st.lists(_form(1), max_size=2), where=st.lists(_form(3), max_size=4))
 def test_random_queries_raise_only_engine_errors(db, head, where):
     query = "[:find " + " ".join(head) + " :where " + " ".join(where) + "]"
