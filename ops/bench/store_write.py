@@ -42,6 +42,9 @@ def fresh_store(base: str, name: str, warm: bool = False, **settings: object) ->
 
 def group_rate(base: str, name: str, args: argparse.Namespace, **settings: object) -> float:
     store = fresh_store(base, name, args.warm, **settings)
+    # warm-up, untimed: a running writer has its blob I/O process up already
+    store.commit_many(make_writes(300, "bench", f"{name}-warm-up"))
+    os.sync()
     writes = make_writes(args.writes, "bench", name)
     start = time.perf_counter()
     for i in range(0, len(writes), args.group):
