@@ -93,7 +93,6 @@ class BlobStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._dirstr = str(self.dir)
         self._dirfd = os.open(self.dir, os.O_RDONLY)
-        self._made_dirs: set[str] = set()
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
         self._io: dict[bool, BlobIO] = {}  # started on first use: the I/O thread, the I/O process
 
@@ -177,16 +176,26 @@ class BlobStore:
         if state is False:
             self.quarantine(blob_id)
         parent = final[:-65]
-        if parent not in self._made_dirs:
+        try:
+            return self._write_temp(final, parent, data)
+        except FileNotFoundError:  # the first blob of its directory (cheaper than looking first)
             os.makedirs(parent, exist_ok=True)
-            self._made_dirs.add(parent)
+            return self._write_temp(final, parent, data)
+
+    def _write_temp(self, final: str, parent: str, data: bytes) -> Staged:
         if self._anonymous_ok:
             try:
                 fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+            except FileNotFoundError:
+                raise
             except OSError:  # the file system has no O_TMPFILE: named temp files from now on
                 self._anonymous_ok = False
             else:
-                _write_all(fd, data)
+                try:
+                    _write_all(fd, data)
+                except BaseException:
+                    os.close(fd)
+                    raise
                 return Staged(final, None, fd)
         temp = f"{final}{TEMP_MARK}{secrets.token_hex(4)}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
