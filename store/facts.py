@@ -10,6 +10,7 @@ attributes is the table `ENTITIES`; `SCHEMA` is derived from it. Pure data; no I
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
 
 # per table: (namespace, identity attr, identity of a row, {column: (attr, ref-target)})
 # ref-target: None = plain value, "blob" = blob ref, a namespace = ref to that entity
-_SESSION_SCOPED = {"turn_id": ("turn", "turn"), "call_id": ("call", "call"), "eval_id": ("eval", "eval"),
-                   "message_id": ("message", "message"), "snapshot_id": ("snapshot", "snapshot")}
-
 
 def _key(row: dict[str, Any], column: str) -> str:
     return f"{row['session_id']}/{row[column]}"
@@ -95,28 +93,37 @@ def _schema() -> dict[str, dict[str, str]]:
 SCHEMA = _schema()
 
 
-def _ref(target: str, row: dict[str, Any], column: str, value: Any) -> Any:
-    if target in _SESSION_SCOPED_TARGETS:
-        return [IDENTITY[target], f"{row['session_id']}/{value}"]
-    return [IDENTITY[target], value]
-
-
 _SESSION_SCOPED_TARGETS = {"turn", "call", "eval", "message", "snapshot"}
+
+
+def _compile(table: str, spec: dict[str, Any]) -> tuple[Any, ...]:
+    """(identity attr, key of a row, session ref attr or None, [(column, attr, ref identity, scoped)])."""
+    ns = spec["ns"]
+    cols = [(column, f"{ns}/{attr}", None if target is None else IDENTITY[target], target in _SESSION_SCOPED_TARGETS)
+            for column, (attr, target) in spec["cols"].items()]
+    return spec["id"], spec["key"], f"{ns}/session" if table in SESSION_REF else None, cols
+
+
+# `entity` runs for every row of every write: the attribute names are built once, here
+_COMPILED = {table: _compile(table, spec) for table, spec in ENTITIES.items()}
+_SESSION_FACTS = itemgetter(*ENTITIES["sessions"]["cols"])
 
 
 def entity(table: str, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(identity-only map, full map) of one row."""
-    spec = ENTITIES[table]
-    ident = {spec["id"]: spec["key"](row)}
+    id_attr, key, session_attr, cols = _COMPILED[table]
+    ident = {id_attr: key(row)}
     full = dict(ident)
-    ns = spec["ns"]
-    if table in SESSION_REF:
-        full[f"{ns}/session"] = ["session/id", row["session_id"]]
-    for column, (attr, target) in spec["cols"].items():
+    if session_attr is not None:
+        full[session_attr] = ["session/id", row["session_id"]]
+    for column, attr, target, scoped in cols:
         value = row.get(column)
         if value is None:
             continue
-        full[f"{ns}/{attr}"] = value if target is None else _ref(target, row, column, value)
+        if target is None:
+            full[attr] = value
+        else:  # a lookup ref; per-session entities are keyed "<session>/<id>"
+            full[attr] = [target, f"{row['session_id']}/{value}" if scoped else value]
     return ident, full
 
 
@@ -129,7 +136,7 @@ def facts_for(ctx: WriteContext) -> list[dict[str, Any]]:
     assert ctx.session is not None
     rows: list[tuple[str, dict[str, Any]]] = []
     before, after = ctx.session_before, ctx.session.row
-    if before is None or any(before[c] != after[c] for c in ENTITIES["sessions"]["cols"]):
+    if before is None or _SESSION_FACTS(before) != _SESSION_FACTS(after):
         rows.append(("sessions", after))  # only when a fact of the session changed
     rows += ctx.appended
     rows += [(table, ctx.staged[(table, key)]) for table, key in dict.fromkeys(ctx.dirty)]  # type: ignore[misc]
