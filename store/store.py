@@ -22,6 +22,7 @@ from . import views
 from .blobs import BlobStore
 from .commit import GroupCommit
 from .errors import StoreError
+from .gc_pause import gc_paused
 from .schema import migrate, open_engine
 from .settings import Settings
 
@@ -67,7 +68,7 @@ class Store:
             return []
         with self.engine.connect() as conn:
             conn.info["begin"] = "BEGIN IMMEDIATE"
-            with conn.begin():
+            with conn.begin(), gc_paused():
                 return GroupCommit(conn, self.blobs, self.settings).run(writes)
 
     def commit(self, write: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ nothing walks a head chain or scans a table. These functions never write.
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import msgspec
@@ -18,6 +17,7 @@ from . import branch, schema
 from .blobs import BlobStore
 from .branch import Membership
 from .errors import NotFoundError
+from .gc_pause import gc_paused
 
 COLLECTIONS: dict[str, tuple[Table, str]] = {
     "messages": (schema.messages, "message_id"),
@@ -31,20 +31,16 @@ COLLECTIONS: dict[str, tuple[Table, str]] = {
 
 def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:
     # Views fetch thousands of plain rows (no types to convert): read them off the DBAPI
-    # cursor and zip with the column names, skipping SQLAlchemy's per-row processing. The
-    # cyclic garbage collector is paused meanwhile: these objects hold no cycles, and its
-    # passes triggered by thousands of fresh dicts were a third of a large view's time.
+    # cursor and zip with the column names, skipping SQLAlchemy's per-row processing (the
+    # collector's passes triggered by thousands of fresh dicts were a third of a large view).
     result = conn.execute(query)
     keys = list(result.keys())
-    paused = gc.isenabled()
-    gc.disable()
     try:
-        rows = result.cursor.fetchall()
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        with gc_paused():
+            rows = result.cursor.fetchall()
+            return [dict(zip(keys, row, strict=True)) for row in rows]
     finally:
         result.close()
-        if paused:
-            gc.enable()
 
 
 def resolve(conn: Connection, name: str) -> tuple[str, str | None]:

@@ -16,8 +16,9 @@ anything about commits (that is the writer) or retries (that is the client).
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import msgspec
 
 PREFIX = "sessiondb:receipts:"
 
@@ -26,12 +27,15 @@ def reply_key(client_id: str) -> str:
     return PREFIX + client_id
 
 
-def encode(receipts: list[dict[str, Any]]) -> str:
-    return json.dumps({"receipts": receipts}, separators=(",", ":"), default=str)
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def encode(receipts: list[dict[str, Any]]) -> bytes:
+    return _encode({"receipts": receipts})
 
 
 def decode(item: bytes | str) -> list[dict[str, Any]]:
-    return json.loads(item)["receipts"]
+    return msgspec.json.decode(item)["receipts"]
 
 
 def push(pipe: Any, key: str, receipts: list[dict[str, Any]], ttl_s: int) -> None:
