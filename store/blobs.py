@@ -52,8 +52,9 @@ class Staged(NamedTuple):
             os.close(self.fd)
 
     def discard(self) -> None:
+        """Instead of publishing: an anonymous inode vanishes when closed, a named temp file is removed."""
         if self.fd is not None:
-            os.close(self.fd)
+            self.close()
         elif self.temp is not None:
             try:
                 os.unlink(self.temp)
@@ -148,8 +149,8 @@ class BlobStore:
     def batch(self, *, process: bool = False, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
         """A group of blobs written in the background and made durable together.
 
-        `process=True`: written by the blob I/O process, which starts on the first blobs handed
-        over (a large group: it overlaps the caller's CPU work); otherwise by the I/O thread.
+        `process=True`: written by the blob I/O process (started on first use, and again if it
+        died), which overlaps the caller's CPU work: for large groups; otherwise the I/O thread.
         `known(ids)`: which of these ids have rows already (only those can have a good copy
         on disk, so only those are looked for before writing); default: look for every one."""
         from .blob_io import BlobBatch, ProcessIO, ThreadIO  # blob_io builds on this module
