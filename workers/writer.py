@@ -7,14 +7,12 @@ rejects it) and buffered; the buffer is committed when it holds
 `Settings.group_commit_max` writes or `Settings.group_commit_wait_ms` after its first
 message — extended, up to `GROUP_COMMIT_MAX_EXTENSIONS` waits, while a backlog waits in
 Redis, so that a backlog is drained in big groups rather than a few writes per fsync.
-A group is ONE `store.commit_many` call, on the writer's commit thread, while the consumer
-thread goes on receiving and decoding the next group (one group in flight at a time, so
-commits keep their order); then, in this order:
+A group is ONE `store.commit_many` call, in the consumer thread (like the solo pool),
+then, in this order:
 
 1. receipts go to each producer's reply list (`tasks.receipts`), all in one pipelined
-   Redis round trip, plus the writer's counters (`workers.stats`) — still on the commit
-   thread, which never touches kombu;
-2. back on the consumer thread (kombu is not thread-safe), the messages are acknowledged (late ack: a writer killed before this point has its
+   Redis round trip, plus the writer's counters (`workers.stats`);
+2. the messages are acknowledged (late ack: a writer killed before this point has its
    messages redelivered, and the store's write-id table turns the re-commit into a no-op
    that returns the same receipts);
 3. the indexer is poked (debounced, never waited for).
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -46,8 +43,6 @@ from .lock import WriterLock
 from .notify import IndexNotifier
 
 log = logging.getLogger("sessiondb.writer")
-#: how often the consumer thread looks whether the commit in flight is done (to acknowledge it)
-SETTLE_POLL_S = 0.002
 
 
 class WriterRuntime:
@@ -62,8 +57,6 @@ class WriterRuntime:
         self.redis = redis.Redis.from_url(app.conf.broker_url)
         self.store: Store | None = None
         self.notifier: IndexNotifier | None = None
-        # commits run here while the consumer thread gathers the next group
-        self.committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer-commit")
 
     @classmethod
     def of(cls, app: Celery) -> WriterRuntime:
@@ -85,23 +78,21 @@ class WriterRuntime:
         except redis.RedisError:
             return False
 
-    def commit(self, deliveries: list[Delivery]) -> tuple[str, float]:
-        """Commit a group and deliver its receipts (on the commit thread: never touches kombu).
-
-        Returns what the consumer thread must do next (`settle`): ("ack", seconds),
-        ("requeue", 0) when this process is not the writer, ("retry", 0) when the store could
-        not commit, ("leave", 0) when the receipts could not be delivered."""
+    def run_group(self, deliveries: list[Delivery], consumer: Any) -> None:
         if not self.lock.try_acquire():  # a worker that never took the lock must not write
             log.error("not the writer (writer.lock is held by another process): requeueing %d messages",
                       len(deliveries))
-            return "requeue", 0.0
+            self.requeue(deliveries, consumer)
+            return
         store = self.ready()
         started = time.perf_counter()
         try:
             commit_group(store, deliveries)
         except RetryLater as exc:
             log.error("group commit failed, requeueing %d messages: %s", len(deliveries), exc)
-            return "retry", 0.0
+            self.requeue(deliveries, consumer)
+            time.sleep(1.0)
+            return
         seconds = time.perf_counter() - started
         flat = [r for d in deliveries for r in d.receipts]
         rejected = sum(r.get("status") == "rejected" for r in flat)
@@ -110,19 +101,6 @@ class WriterRuntime:
         except redis.RedisError:
             # Leave the messages unacknowledged: redelivery re-sends the (stored) receipts.
             log.exception("could not deliver receipts; the messages stay unacknowledged")
-            return "leave", seconds
-        log.debug("group of %d writes in %d messages committed in %.1f ms (%d rejected)",
-                  len(flat), len(deliveries), seconds * 1000, rejected)
-        return "ack", seconds
-
-    def settle(self, deliveries: list[Delivery], outcome: str, seconds: float, consumer: Any) -> None:
-        """The broker side of a committed group, on the consumer thread (kombu is not thread-safe)."""
-        if outcome in ("requeue", "retry"):
-            self.requeue(deliveries, consumer)
-            if outcome == "retry":
-                time.sleep(1.0)
-            return
-        if outcome != "ack":
             return
         for delivery in deliveries:
             delivery.ack(log, consumer.connection_errors)
@@ -130,6 +108,8 @@ class WriterRuntime:
         assert self.notifier is not None
         self.notifier.poke()
         self._events(deliveries, consumer, seconds)
+        log.debug("group of %d writes in %d messages committed in %.1f ms (%d rejected)",
+                  len(flat), len(deliveries), seconds * 1000, rejected)
 
     def _deliver(self, deliveries: list[Delivery], writes: int, rejected: int, seconds: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -186,7 +166,6 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
     max_gather_s = wait_s * runtime.settings.group_commit_max_extensions
     buffer: list[Delivery] = []
     state: dict[str, Any] = {"writes": 0, "timer": None, "first_at": 0.0}
-    inflight: dict[str, Any] = {}  # the group being committed: "group", "future"
 
     def on_timer() -> None:
         # A backlog is waiting in Redis: keep gathering (bounded) so the group is big, instead of
@@ -199,22 +178,6 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             return
         flush()
 
-    def settle(wait: bool) -> None:
-        """Finish the group in flight on this (the consumer) thread, once its commit is done."""
-        future, group = inflight.get("future"), inflight.get("group")
-        if future is None or (not wait and not future.done()):
-            return
-        inflight.clear()
-        try:
-            outcome, seconds = future.result()
-            runtime.settle(group, outcome, seconds, consumer)
-        except Exception:  # noqa: BLE001 - a bug here must not leave messages stuck or stop the writer
-            log.exception("group of %d messages failed unexpectedly; requeueing them", len(group))
-            try:
-                runtime.requeue(group, consumer)
-            except Exception:  # noqa: BLE001 - broker gone: the consumer restart restores them
-                log.exception("could not requeue; they are restored when the consumer restarts")
-
     def flush() -> None:
         if state["timer"] is not None:
             state["timer"].cancel()
@@ -224,8 +187,14 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         state["writes"] = 0
         if not group:
             return
-        settle(wait=True)  # one group in flight at a time: commits stay in order
-        inflight["group"], inflight["future"] = group, runtime.committer.submit(runtime.commit, group)
+        try:
+            runtime.run_group(group, consumer)
+        except Exception:  # noqa: BLE001 - a bug here must not leave messages stuck or stop the writer
+            log.exception("group of %d messages failed unexpectedly; requeueing them", len(group))
+            try:
+                runtime.requeue(group, consumer)
+            except Exception:  # noqa: BLE001 - broker gone: the consumer restart restores them
+                log.exception("could not requeue; they are restored when the consumer restarts")
 
     def handler(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **__: Any) -> None:
         try:
@@ -249,5 +218,4 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             state["first_at"] = time.monotonic()
             state["timer"] = consumer.timer.call_after(wait_s, on_timer)
 
-    consumer.timer.call_repeatedly(SETTLE_POLL_S, settle, (False,))
     return handler
