@@ -22,13 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-# the generator and the node runner are shared with the differential tests
-sys.path.insert(0, str(ROOT / "tests" / "store" / "datalog"))
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages come first
 
-import dataset  # noqa: E402
-import reference  # noqa: E402
-
+from ops.datascript import dataset, reference  # noqa: E402 - shared with the differential tests
 from store.datalog import Database  # noqa: E402
 
 ANCESTRY = """[[(anc ?h ?a) [?h :head/basis ?a]]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ops.datascript import reference
 from store.datalog import Database
-
-from . import reference
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from ops.datascript.dataset import IDENTITIES, SCHEMA, session_txs
+from ops.datascript.reference import fix_pulled
 from store.datalog import Database, Keyword
 
-from .dataset import IDENTITIES, SCHEMA, session_txs
-from .reference import fix_pulled
 from .suite import CASES
 
 SEEDS = [1, 2, 3]
