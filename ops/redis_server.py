@@ -47,7 +47,8 @@ class EmbeddedRedis:
             raise RedisNotFound()
         self.dir.mkdir(parents=True, exist_ok=True)
         logfile = self.dir / "redis.log"
-        for attempt in range(5):
+        retries = 4
+        while True:
             logged = logfile.stat().st_size if logfile.exists() else 0
             args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
                     "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
@@ -60,13 +61,13 @@ class EmbeddedRedis:
                 # chose it (and no client knows it yet, i.e. before the first start), choose another.
                 lost_port = self.proc.poll() is not None and logfile.exists() and \
                     b"Address already in use" in logfile.read_bytes()[logged:]
-                if not (self._pick_port and lost_port and attempt < 4):
+                if not (self._pick_port and lost_port and retries):
                     raise
+                retries -= 1
                 self.port = free_port()
                 continue
             self._pick_port = False  # started: clients know this port now, a restart must keep it
             return self
-        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

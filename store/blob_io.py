@@ -254,7 +254,7 @@ def _take_frame(buffer: bytearray) -> list[Any] | None:
     (size,) = _LENGTH.unpack_from(buffer)
     if len(buffer) < 4 + size:
         return None
-    message = _decode(bytes(buffer[4 : 4 + size]))
+    message = _decode(buffer[4 : 4 + size])  # one copy of the frame, not two
     del buffer[: 4 + size]
     return message
 

@@ -70,6 +70,7 @@ class GroupState:
     blobs: BlobStore
     settings: Settings
     next_tx: int
+    batch: BlobBatch  # the group's new blobs, on their way to disk
     sessions: dict[str, SessionState | None] = field(default_factory=dict)
     rows: dict[tuple[str, Any], dict[str, Any] | None] = field(default_factory=dict)
     members: dict[str, branch.Membership] = field(default_factory=dict)
@@ -77,7 +78,6 @@ class GroupState:
     # what execute() will write
     appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
-    batch: BlobBatch | None = None  # the group's new blobs, on their way to disk
     new_blobs: set[str] = field(default_factory=set)
     blob_rows: list[dict[str, Any]] = field(default_factory=list)
     dirty_sessions: set[str] = field(default_factory=set)
@@ -328,10 +328,10 @@ class GroupCommit:
 
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
         last_tx = self.conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
-        group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1)
         # a large group's blobs are written by the blob I/O process while the rest is planned
         large = 0 < self.settings.blob_io_process_min <= len(parsed)
-        group.batch = self.blobs.batch(process=large, known=self._known_blobs)
+        group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1,
+                           batch=self.blobs.batch(process=large, known=self._known_blobs))
         for i, write in enumerate(parsed):
             if write is None:
                 continue
@@ -380,7 +380,7 @@ class GroupCommit:
         for bid, (data, kind, media) in ctx.blobs.items():
             if bid not in group.new_blobs:
                 group.new_blobs.add(bid)
-                group.batch.add(bid, data)  # type: ignore[union-attr]
+                group.batch.add(bid, data)
                 group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
                                         "created_at": at, "status": "ok"})
         receipt = {
@@ -410,7 +410,7 @@ class GroupCommit:
         # The blob I/O thread or process writes, syncs and publishes the group's blobs while
         # the rows are inserted here (SQLite releases the GIL). The caller commits only after
         # `durable` is done, so no committed row points at a blob that is not durable.
-        durable = group.batch.durable() if group.new_blobs else None  # type: ignore[union-attr]
+        durable = group.batch.durable() if group.new_blobs else None
         try:
             self._insert_rows(group)
         finally:

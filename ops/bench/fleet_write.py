@@ -26,6 +26,7 @@ import time
 
 import redis
 
+from ops.bench.store_write import make_writes
 from ops.redis_server import EmbeddedRedis
 from store import Settings, Store
 from tasks import SessionClient
@@ -33,15 +34,10 @@ from workers import stats as writer_stats
 from workers.lock import holder_pid
 
 
-def payload() -> str:
-    return os.urandom(512).hex()  # 1 KiB of distinct text
-
-
 def produce(index: int, count: int, rate: float) -> None:
     """Child mode: push `count` writes to session `bench-<index>`, print timings as JSON."""
     session = f"bench-{index}"
-    writes = [{"write_id": f"{session}-{k}", "session": session,
-               "events": [{"type": "message/added", "role": "user", "content": payload()}]} for k in range(count)]
+    writes = make_writes(count, session, session)
     with SessionClient(Settings.from_env()) as client:
         client.write(session, [{"type": "session/started"}], write_id=f"{session}-start").receipt(timeout=60)
         sys.stdout.write("ready\n")
@@ -72,8 +68,7 @@ def direct_rate(base: str, producers: int, count: int, group: int) -> float:
     for index in range(producers):
         session = f"bench-{index}"
         store.commit({"write_id": f"{session}-start", "session": session, "events": [{"type": "session/started"}]})
-        writes += [{"write_id": f"{session}-{k}", "session": session,
-                    "events": [{"type": "message/added", "role": "user", "content": payload()}]} for k in range(count)]
+        writes += make_writes(count, session, session)
     start = time.perf_counter()
     for i in range(0, len(writes), group):
         receipts = store.commit_many(writes[i : i + group])

@@ -12,6 +12,7 @@ import pytest
 
 from store import Settings, Store
 from store.blob_io import BlobIOError
+from store.canonical import blob_id
 
 
 def writes(prefix: str, n: int) -> list[dict]:
@@ -42,6 +43,7 @@ def test_a_large_group_goes_through_the_blob_io_process_and_commits_whole(store)
     child = store.blobs._io[True].proc
     assert child.poll() is None  # it stays up for the next large group
     store.commit_many(writes("b", 20))
+    assert store.blobs._io[True].proc is child
     store.commit_many(writes("c", 3))  # a small group: the I/O thread
     assert contents(store) == [f"a{i}" for i in range(300)] + [f"b{i}" for i in range(20)] + ["c0", "c1", "c2"]
     assert not temp_files(store)
@@ -65,7 +67,8 @@ def test_a_batch_whose_process_died_reports_it(store):
     store.blobs._io[True].proc.kill()
     store.blobs._io[True].proc.wait()
     for i in range(200):
-        batch.add(*_blob(f"lost {i}".encode()))
+        data = f"lost {i}".encode()
+        batch.add(blob_id(data), data)
     with pytest.raises(BlobIOError, match="blob I/O process"):
         batch.durable().result()
 
@@ -88,12 +91,6 @@ def test_the_blob_io_process_ends_with_its_writer(tmp_path):
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
-
-
-def _blob(data: bytes) -> tuple[str, bytes]:
-    from store.canonical import blob_id
-
-    return blob_id(data), data
 
 
 def _alive(pid: int) -> bool:
