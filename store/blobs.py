@@ -36,7 +36,7 @@ TEMP_MARK = ".tmp-"
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
 _linkat = getattr(_libc, "linkat", None)
-_AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400
+_AT_FDCWD, _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = -100, 0x400, 0x1000
 
 
 class Staged(NamedTuple):
@@ -95,6 +95,7 @@ class BlobStore:
         self._dirstr = str(self.dir)
         self._dirfd = os.open(self.dir, os.O_RDONLY)
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
+        self._empty_path_ok = True  # linkat(fd, "") needs CAP_DAC_READ_SEARCH; else via /proc/self/fd
         self._io: dict[bool, BlobIO] = {}  # started on first use: the I/O thread, the I/O process
 
     def close(self) -> None:
@@ -212,8 +213,7 @@ class BlobStore:
             os.rename(staged.temp, staged.final)  # type: ignore[arg-type]
             return
         for attempt in (1, 2):
-            if _linkat(_AT_FDCWD, f"/proc/self/fd/{staged.fd}".encode(), _AT_FDCWD, staged.final.encode(),
-                       _AT_SYMLINK_FOLLOW) == 0:
+            if self._link_fd(staged.fd, staged.final.encode()) == 0:
                 return
             err = ctypes.get_errno()
             blob_id = "blake3:" + os.path.basename(staged.final)
@@ -223,6 +223,19 @@ class BlobStore:
                 self.quarantine(blob_id)
                 continue
             raise OSError(err, f"linkat {staged.final}: {os.strerror(err)}")
+
+    def _link_fd(self, fd: int, final: bytes) -> int:
+        """linkat(2) an anonymous inode to its name: straight from the descriptor where this
+        process may (half the kernel time of a lookup through /proc), else through /proc."""
+        if self._empty_path_ok:
+            if _linkat(fd, b"", _AT_FDCWD, final, _AT_EMPTY_PATH) == 0:
+                return 0
+            if ctypes.get_errno() not in (errno.ENOENT, errno.EPERM, errno.EINVAL):
+                return -1  # EEXIST and real failures are the caller's
+        linked = _linkat(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, final, _AT_SYMLINK_FOLLOW)
+        if linked == 0:
+            self._empty_path_ok = False  # not allowed here: through /proc from now on
+        return linked
 
     def quarantine(self, blob_id: str) -> Path | None:
         """Move a (corrupt) blob file out of the blob tree; never deletes it."""

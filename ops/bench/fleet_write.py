@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import time
 
 import redis
 
-from ops.bench.store_write import make_writes
+from ops.bench.store_write import make_writes, precreate_blob_dirs
 from ops.redis_server import EmbeddedRedis
 from store import Settings, Store
 from tasks import SessionClient
@@ -43,6 +44,7 @@ def produce(index: int, count: int, rate: float) -> None:
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         sys.stdin.readline()  # the go signal: all producers start together
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         started, handles = time.monotonic(), []
         for k, write in enumerate(writes):
             if rate > 0:  # paced: measures latency below saturation
@@ -52,9 +54,34 @@ def produce(index: int, count: int, rate: float) -> None:
             handles.append(client.submit(write))
         for handle in handles:
             handle.receipt(timeout=300, raise_on_reject=True)
+        cpu_end = resource.getrusage(resource.RUSAGE_SELF)
     latencies = [h.resolved_at - h.sent_at for h in handles]
     print(json.dumps({"first": handles[0].sent_at, "last": max(h.resolved_at for h in handles),
-                      "latencies": latencies}))
+                      "latencies": latencies,
+                      "cpu": cpu_end.ru_utime - cpu.ru_utime + cpu_end.ru_stime - cpu.ru_stime}))
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and of its live children (the writer's blob I/O process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            total += sum(cpu_seconds(int(child)) for child in f.read().split())
+    except (OSError, ValueError):
+        pass
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -62,8 +89,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def direct_rate(base: str, producers: int, count: int, group: int) -> float:
+def direct_rate(base: str, producers: int, count: int, group: int, warm: bool) -> float:
     store = Store.open(os.path.join(base, "direct"))
+    if warm:
+        precreate_blob_dirs(store)
+        os.sync()
     writes = []
     for index in range(producers):
         session = f"bench-{index}"
@@ -85,6 +115,9 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=2000, help="group_commit_max of the writer and direct run")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="total writes/s to offer, spread over the producers (default: as fast as possible)")
+    parser.add_argument("--warm", action="store_true",
+                        help="pre-create the 65,536 blob directories (steady state of a store in use)")
+    parser.add_argument("--keep", action="store_true", help="keep the stores under ./var (no deletion at the end)")
     parser.add_argument("--produce", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.produce is not None:
@@ -98,6 +131,10 @@ def main() -> None:
                SESSIONDB_GROUP_COMMIT_MAX=str(args.group))
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        if args.warm:
+            with Store.open(env["SESSIONDB_ROOT"]) as store:
+                precreate_blob_dirs(store)
+            os.sync()
         writer = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "writer", "-l", "WARNING"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(writer)
@@ -113,11 +150,20 @@ def main() -> None:
         procs += producers
         for proc in producers:
             assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        assert redis_server.proc is not None
+        cpu_before = {"writer": cpu_seconds(writer.pid), "redis": cpu_seconds(redis_server.proc.pid)}
+        machine_before = machine_cpu()
         for proc in producers:
             assert proc.stdin is not None
             proc.stdin.write(b"go\n")
             proc.stdin.flush()
         results = [json.loads(proc.communicate(timeout=600)[0]) for proc in producers]
+        cpu = {"writer + blob I/O": cpu_seconds(writer.pid) - cpu_before["writer"],
+               "producers": sum(r["cpu"] for r in results),
+               "redis": cpu_seconds(redis_server.proc.pid) - cpu_before["redis"]}
+        machine_after = machine_cpu()
+        busy = (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1])
+        cpu["other (kernel threads ...)"] = machine_after[0] - machine_before[0] - sum(cpu.values())
         total = args.producers * args.writes
         seconds = max(r["last"] for r in results) - min(r["first"] for r in results)
         latencies = [x for r in results for x in r["latencies"]]
@@ -127,18 +173,22 @@ def main() -> None:
         groups = int(stats.get("groups", 0))
         writer.terminate()
         writer.wait(30)
-        direct = direct_rate(base, args.producers, args.writes, args.group)
+        direct = direct_rate(base, args.producers, args.writes, args.group, args.warm)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         redis_server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
     print(f"end to end (fleet)   : {fleet_rate:9,.0f} committed writes/s  ({total} writes, {args.producers} producers)")
     print(f"write() -> receipt   : p50 {percentile(latencies, 0.5) * 1000:7.1f} ms   "
           f"p99 {percentile(latencies, 0.99) * 1000:7.1f} ms")
     print(f"writer               : {groups} group commits, {in_commit:.1f} s of {seconds:.1f} s inside commit_many")
+    print("CPU per write        : " + ", ".join(f"{name} {used / total * 1e6:.0f} us" for name, used in cpu.items()))
+    print(f"machine              : {busy:.0%} busy; {os.cpu_count()} cores give "
+          f"{os.cpu_count() * seconds / total * 1e6:.0f} us of CPU per write at this rate")
     print(f"direct commit_many   : {direct:9,.0f} writes/s  (groups of {args.group})")
     paced = f"  (paced at {args.rate:,.0f}/s offered: a latency run, not a throughput figure)" if args.rate else ""
     print(f"fleet / direct       : {fleet_rate / direct:9.0%}{paced}")

@@ -27,14 +27,18 @@ def make_writes(n: int, session: str, prefix: str) -> list[dict]:
     ]
 
 
+def precreate_blob_dirs(store: Store) -> None:
+    """A store past ~100k blobs has all 65,536 blob directories; a new one creates them as it goes."""
+    for first in range(256):
+        for second in range(256):
+            os.makedirs(os.path.join(store.blobs.dir, f"{first:02x}", f"{second:02x}"), exist_ok=True)
+
+
 def fresh_store(base: str, name: str, warm: bool = False, **settings: object) -> Store:
     root = os.path.join(base, name)
     store = Store.open(root, Settings.from_env(root=root, **settings))
     if warm:
-        # a store past ~100k blobs has all 65,536 blob directories; a new one creates them as it goes
-        for first in range(256):
-            for second in range(256):
-                os.makedirs(os.path.join(store.blobs.dir, f"{first:02x}", f"{second:02x}"), exist_ok=True)
+        precreate_blob_dirs(store)
     store.commit({"write_id": f"{name}-start", "session": "bench", "events": [{"type": "session/started"}]})
     os.sync()  # earlier runs' dirty pages are written before this one is timed (stores are removed at the end)
     return store
@@ -76,7 +80,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="group-commit runs of each kind (the median counts)")
     parser.add_argument("--warm", action="store_true",
                         help="pre-create the 65,536 blob directories (steady state of a store in use)")
-    parser.add_argument("--dir", default=None, help="where to create the stores (default: a temp dir under ./var)")
+    parser.add_argument("--dir", default=None,
+                        help="where to create the stores, kept afterwards (default: a temp dir under ./var, removed)")
     args = parser.parse_args()
     os.makedirs("var", exist_ok=True)
     base = args.dir or tempfile.mkdtemp(prefix="bench-", dir="var")
@@ -94,7 +99,8 @@ def main() -> None:
             runs["thread"].append(group_rate(base, f"thread{k}", args, blob_io_process_min=0))
             runs["blobs"].append(blob_rate(base, f"blobs{k}", args))
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.dir is None:  # a --dir given is kept (deleting files slows creating them: docs/benchmarks.md)
+            shutil.rmtree(base, ignore_errors=True)
     median = {kind: statistics.median(rates) for kind, rates in runs.items()}
 
     def each(kind: str) -> str:

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from store import Settings, Store
-from store.blob_io import BlobIOError
+from store.blob_io import BlobIOError, BlobWriter
+from store.blobs import BlobStore
 from store.canonical import blob_id
 
 
@@ -99,3 +100,42 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def _payloads(n: int) -> dict[str, bytes]:
+    data = [f"blob {i} ".encode() * 50 for i in range(n)]
+    return {blob_id(d): d for d in data}
+
+
+def test_background_publishing_overlaps_staging_and_finish_reports_each_batch(tmp_path):
+    blobs = BlobStore(tmp_path / "store")
+    writer = BlobWriter(blobs, background=True)
+    first, second = _payloads(300), _payloads(600)
+    second = {k: v for k, v in second.items() if k not in first}
+    writer.stage(1, [(k, v, True) for k, v in first.items()])
+    writer.publish_soon()  # lot 1 is published on the publisher thread ...
+    writer.stage(2, [(k, v, True) for k, v in second.items()])  # ... while batch 2 is staged
+    assert sorted(writer.finish(1)) == sorted(first)
+    assert sorted(writer.finish(2)) == sorted(second)
+    assert writer.publishing is None and writer.staged == []
+    for k, v in {**first, **second}.items():
+        assert blobs.get(k) == v
+    writer.close()
+    blobs.close()
+
+
+def test_a_failed_background_publish_fails_its_batch_only_and_the_writer_goes_on(tmp_path):
+    blobs = BlobStore(tmp_path / "store")
+    writer = BlobWriter(blobs, background=True)
+    doomed, fine = _payloads(1), _payloads(5)
+    (bid, data), = doomed.items()
+    writer.stage(1, [(bid, data, True)])
+    os.rmdir(os.path.dirname(blobs.path(bid)))  # its directory goes away: linkat fails (ENOENT)
+    writer.publish_soon()
+    with pytest.raises(FileNotFoundError):
+        writer.finish(1)
+    assert not blobs.path(bid).exists()
+    writer.stage(2, [(k, v, True) for k, v in fine.items() if k != bid])
+    assert sorted(writer.finish(2)) == sorted(k for k in fine if k != bid)
+    writer.close()
+    blobs.close()
