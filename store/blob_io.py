@@ -12,10 +12,10 @@ places, behind the same two calls (`stage`, `finish`):
 - `ProcessIO`: a child process (running `serve`) that writes the blobs of a
   large group while the writer plans the rest of it, and publishes them in lots on its
   publisher thread as it goes, so little is left to do when the group's rows are ready to
-  commit. It
-  speaks length-prefixed msgpack on its stdin/stdout (never pickle), ignores Ctrl-C and
-  exits when its parent goes away (EOF on stdin); a crash of either side loses nothing that
-  was committed, because rows commit only after `finish` reported their blobs durable.
+  commit. It speaks length-prefixed msgpack on its stdin/stdout (never pickle), ignores
+  Ctrl-C and exits when its parent goes away (EOF on stdin); a crash of either side loses
+  nothing that was committed, because rows commit only after `finish` reported their blobs
+  durable.
 
 `BlobBatch` is what callers hold: one group's blobs on their way through an engine. This
 module never touches SQLite and never decides what to write.

@@ -56,12 +56,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     receipt_ttl_s: int = 3600
     #: fleet: the writer tells the indexer about new commits at most this often
     index_notify_debounce_ms: int = 1000
+    #: fleet: workers send Celery task events from the start. Off by default, as in Celery: each
+    #: event is a Redis round trip per message, and Flower turns them on itself (enable_events)
+    task_events: bool = False
     #: fleet: while a backlog waits, the writer gathers a group for up to this many waits
     group_commit_max_extensions: int = 20
-    #: producers: writes and bytes per broker message, and how long to linger for more
+    #: producers: writes and bytes per broker message, and how long a write lingers for more
+    #: while earlier writes of the same client wait for their receipts (else it goes at once)
     client_batch_max: int = 500
     client_batch_bytes: int = 4 * 1024 * 1024
-    client_linger_ms: int = 5
+    client_linger_ms: int = 20
     #: producers: re-send (same write ids) writes that got no receipt after this long
     client_resend_after_s: float = 60.0
     #: beat schedule, in seconds (<= 0 turns an entry off)

@@ -56,7 +56,7 @@ def make_app(settings: Settings) -> Celery:
         task_routes=routing.TASK_ROUTES,
         task_default_queue=routing.READS,
         task_create_missing_queues=False,
-        worker_send_task_events=True,
+        worker_send_task_events=settings.task_events,  # Flower enables them when it watches
         result_expires=24 * 3600,
         result_extended=False,
         timezone="UTC",

@@ -5,9 +5,13 @@
     handle.receipt(timeout=10)                    # waits for the writer's receipt
     client.view("s1")                             # a read through the `reads` queue
 
-Batching works like a Kafka producer: `write()` only appends to a buffer; a sender
-thread publishes the buffer as ONE `writes.commit` message when it holds `batch_max`
-writes or `batch_bytes` bytes, or `linger_ms` after its first write. Receipts come back
+Batching works like a Kafka producer with Nagle's rule: `write()` only appends to a
+buffer; a sender thread publishes the buffer as ONE `writes.commit` message at once when
+none of this client's earlier writes is waiting for its receipt, else when it holds
+`batch_max` writes or `batch_bytes` bytes, or `linger_ms` after its first write. So a lone
+write never waits, and under load the writes that arrive while others are in flight share
+a message (each message costs the writer about a millisecond of Celery work, whatever it
+holds). Receipts come back
 on this client's own Redis list (`tasks.receipts`). A write that has no receipt after
 `resend_after_s` is sent again with the SAME write id, so a lost message can never
 apply twice (the store answers a known write id with its stored receipt). Writes of one
@@ -223,7 +227,7 @@ class SessionClient:
                     if self._buffer:
                         full = len(self._buffer) >= self.batch_max or self._buffer_bytes >= self.batch_bytes
                         wait = self._first_at + self.linger_s - time.monotonic()
-                        if full or wait <= 0:
+                        if full or wait <= 0 or not self._in_flight():
                             break
                         self._cond.wait(wait)
                     else:
@@ -249,9 +253,15 @@ class SessionClient:
                 last_check = time.monotonic()
                 self._resend_overdue()
 
+    def _in_flight(self) -> bool:
+        """Is a write that was published still waiting for its receipt? (Call under `_cond`.)"""
+        return len(self._pending) > len(self._buffer)
+
     def _dispatch(self, items: list[dict[str, Any]]) -> None:
         with self._cond:
             entries = [(r, self._pending.pop(str(r.get("write_id")), None)) for r in items]
+            if self._buffer and not self._in_flight():
+                self._cond.notify_all()  # the last receipt is in: what waits in the buffer goes now
         for receipt, entry in entries:
             for handle in entry.handles if entry else ():
                 handle._resolve(receipt)

@@ -126,7 +126,7 @@ def main() -> None:
     os.makedirs("var", exist_ok=True)
     base = tempfile.mkdtemp(prefix="bench-fleet-", dir="var")
     redis_server = EmbeddedRedis(os.path.join(base, "redis")).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
+    env = dict(os.environ)  # SESSIONDB_* settings of the caller apply (e.g. CLIENT_LINGER_MS), but not its store
     env.update(SESSIONDB_ROOT=os.path.join(base, "fleet"), SESSIONDB_BROKER_URL=redis_server.url,
                SESSIONDB_GROUP_COMMIT_MAX=str(args.group))
     procs: list[subprocess.Popen[bytes]] = []

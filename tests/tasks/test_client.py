@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+
 import pytest
-from fleet_fixtures import expected_contents, messages_of
+from fleet_fixtures import expected_contents, messages_of, wait_until
 
 from store import NotFoundError, Settings, StoreError
 from tasks import SessionClient, app
@@ -36,13 +40,41 @@ def test_beat_schedule_has_defaults_and_can_turn_entries_off():
     assert "index-rebuild" not in configured and configured["integrity-check"]["schedule"] == 120.0
 
 
+def queued_write_counts(fleet) -> list[int]:
+    """How many writes each message waiting in the `writes` queue holds, oldest first."""
+    counts = []
+    for raw in reversed(fleet.redis.lrange(WRITES, 0, -1)):  # LPUSHed: the oldest is last
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, _kwargs, _embed = json.loads(body)
+        counts.append(len(args[0]))
+    return counts
+
+
 def test_producer_batches_many_writes_into_few_broker_messages(fleet):
     client = SessionClient(fleet.settings, batch_max=250, linger_ms=30_000)  # only size triggers a send
     try:
         for k in range(1000):
             client.write("s", [{"type": "message/added", "role": "user", "content": str(k)}])
         client.flush()
-        assert fleet.redis.llen(WRITES) == 4  # no writer runs: the messages wait in the queue
+        # no writer runs, so the messages wait in the queue: the first write went alone at once
+        # (nothing was in flight), the 999 after it waited behind it and filled 4 messages
+        assert fleet.redis.llen(WRITES) == 5
+        assert queued_write_counts(fleet) == [1, 250, 250, 250, 249]
+    finally:
+        client.close()
+
+
+def test_a_lone_write_is_sent_at_once_and_later_ones_linger_while_it_is_in_flight(fleet):
+    client = SessionClient(fleet.settings, linger_ms=30_000)
+    try:
+        client.write("s", [{"type": "message/added", "role": "user", "content": "first"}])
+        wait_until(lambda: fleet.redis.llen(WRITES) == 1, timeout=10)  # no flush(), no 30 s linger
+        client.write("s", [{"type": "message/added", "role": "user", "content": "second"}])
+        time.sleep(0.5)
+        assert fleet.redis.llen(WRITES) == 1  # the first has no receipt yet: the second lingers
     finally:
         client.close()
 
