@@ -256,17 +256,20 @@ BlobIO = ThreadIO | ProcessIO
 class BlobBatch:
     """The blobs of one group commit on their way to durable files.
 
-    `add` queues a blob; a streaming batch (ProcessIO) hands each full chunk to the engine at
+    `add` queues a blob; a streaming batch (ProcessIO) hands each full chunk to an engine at
     once, so the files are written while the caller goes on planning; otherwise the whole
-    batch goes when `durable()` is called. `durable()` returns what the caller waits on
-    (`.result()`: the ids written) before it commits rows that reference the blobs."""
+    batch goes when `durable()` is called. With several engines (blob I/O processes) the
+    chunks are dealt out in turn. `durable()` returns what the caller waits on (`.result()`:
+    the ids written) before it commits rows that reference the blobs."""
 
     CHUNK = 64  # blobs per hand-over: one message (or one task) per chunk, not per blob
 
-    def __init__(self, io: BlobIO, *, stream: bool, known: Callable[[list[str]], set[str]] | None) -> None:
-        self.io, self.stream, self.known = io, stream, known
+    def __init__(self, ios: Sequence[BlobIO], *, stream: bool,
+                 known: Callable[[list[str]], set[str]] | None) -> None:
+        self.ios, self.stream, self.known = ios, stream, known
         self.id = next(_batch_ids)
         self.pending: list[tuple[str, bytes]] = []
+        self.turn = 0
 
     def add(self, blob_id: str, data: bytes) -> None:
         self.pending.append((blob_id, data))
@@ -275,7 +278,7 @@ class BlobBatch:
 
     def durable(self) -> Result:
         self._hand_over()
-        return self.io.finish(self.id)
+        return _Every([io.finish(self.id) for io in self.ios])
 
     def _hand_over(self) -> None:
         if not self.pending:
@@ -283,7 +286,29 @@ class BlobBatch:
         chunk, self.pending = self.pending, []
         # only a blob that has a row can already have a good copy: look for those alone
         known = self.known([blob_id for blob_id, _ in chunk]) if self.known else None
-        self.io.stage(self.id, [(blob_id, data, known is None or blob_id in known) for blob_id, data in chunk])
+        io = self.ios[self.turn % len(self.ios)]
+        self.turn += 1
+        io.stage(self.id, [(blob_id, data, known is None or blob_id in known) for blob_id, data in chunk])
+
+
+class _Every:
+    """The results of one batch from every engine: all are read (each engine's replies stay in
+    step), then the first failure is raised."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self.results = results
+
+    def result(self) -> list[str]:
+        written: list[str] = []
+        failure: BaseException | None = None
+        for result in self.results:
+            try:
+                written += result.result()
+            except Exception as exc:  # noqa: BLE001 - the others must still be read
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return written
 
 
 # -- the blob I/O process ---------------------------------------------------------------------

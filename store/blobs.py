@@ -96,7 +96,7 @@ class BlobStore:
         self._dirfd = os.open(self.dir, os.O_RDONLY)
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
         self._empty_path_ok = True  # linkat(fd, "") needs CAP_DAC_READ_SEARCH; else via /proc/self/fd
-        self._io: dict[bool, BlobIO] = {}  # started on first use: the I/O thread, the I/O process
+        self._io: dict[int, BlobIO] = {}  # started on first use: the I/O thread (-1), the I/O processes (0, 1 ...)
 
     def close(self) -> None:
         for io in self._io.values():
@@ -147,21 +147,25 @@ class BlobStore:
             batch.add(blob_id, data)
         return batch.durable().result()
 
-    def batch(self, *, process: bool = False, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
+    def batch(self, *, processes: int = 0, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
         """A group of blobs written in the background and made durable together.
 
-        `process=True`: written by the blob I/O process (started on first use, and again if it
-        died), which overlaps the caller's CPU work: for large groups; otherwise the I/O thread.
-        `known(ids)`: which of these ids have rows already (only those can have a good copy
-        on disk, so only those are looked for before writing); default: look for every one."""
+        `processes=N`: written by N blob I/O processes (each started on first use, and again
+        if it died), which overlap the caller's CPU work and each other: for large groups;
+        `0`: by the I/O thread. `known(ids)`: which of these ids have rows already (only those
+        can have a good copy on disk, so only those are looked for before writing); default:
+        look for every one."""
         from .blob_io import BlobBatch, ProcessIO, ThreadIO  # blob_io builds on this module
 
-        io = self._io.get(process)
-        if io is None or not io.alive():
-            if io is not None:
-                io.close()
-            io = self._io[process] = ProcessIO(self.root) if process else ThreadIO(self)
-        return BlobBatch(io, stream=process, known=known)
+        ios = []
+        for slot in range(processes) if processes > 0 else (-1,):
+            io = self._io.get(slot)
+            if io is None or not io.alive():
+                if io is not None:
+                    io.close()
+                io = self._io[slot] = ProcessIO(self.root) if slot >= 0 else ThreadIO(self)
+            ios.append(io)
+        return BlobBatch(ios, stream=processes > 0, known=known)
 
     def _stage(self, blob_id: str, data: bytes, check: bool = True) -> Staged | None:
         """Write one blob to a temp file in its final directory (None: a good copy exists).

@@ -330,8 +330,9 @@ class GroupCommit:
         last_tx = self.conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
         # a large group's blobs are written by the blob I/O process while the rest is planned
         large = 0 < self.settings.blob_io_process_min <= len(parsed)
+        processes = max(1, self.settings.blob_io_processes) if large else 0
         group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1,
-                           batch=self.blobs.batch(process=large, known=self._known_blobs))
+                           batch=self.blobs.batch(processes=processes, known=self._known_blobs))
         for i, write in enumerate(parsed):
             if write is None:
                 continue

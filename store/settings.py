@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: groups of at least this many writes have their blobs written by a separate blob I/O
     #: process, which works while the writer plans the group (0: always the I/O thread)
     blob_io_process_min: int = 256
+    #: ... by this many blob I/O processes, which take the group's blobs in turns
+    blob_io_processes: int = 2
     #: SQLite `synchronous` pragma: FULL (default, durable on power loss) or NORMAL
     sqlite_synchronous: str = "FULL"
     #: limits that make hostile input a clean rejection

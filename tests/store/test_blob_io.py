@@ -41,10 +41,10 @@ def temp_files(store: Store) -> list[str]:
 def test_a_large_group_goes_through_the_blob_io_process_and_commits_whole(store):
     receipts = store.commit_many(writes("a", 300))  # more than one publish's worth of files
     assert {r["status"] for r in receipts} == {"committed"}
-    child = store.blobs._io[True].proc
-    assert child.poll() is None  # it stays up for the next large group
+    children = [store.blobs._io[slot].proc for slot in (0, 1)]  # two processes (the default) took turns
+    assert all(child.poll() is None for child in children)  # they stay up for the next large group
     store.commit_many(writes("b", 20))
-    assert store.blobs._io[True].proc is child
+    assert [store.blobs._io[slot].proc for slot in (0, 1)] == children
     store.commit_many(writes("c", 3))  # a small group: the I/O thread
     assert contents(store) == [f"a{i}" for i in range(300)] + [f"b{i}" for i in range(20)] + ["c0", "c1", "c2"]
     assert not temp_files(store)
@@ -52,26 +52,28 @@ def test_a_large_group_goes_through_the_blob_io_process_and_commits_whole(store)
 
 def test_a_killed_blob_io_process_fails_no_write_and_is_replaced(store):
     store.commit_many(writes("a", 10))
-    first = store.blobs._io[True].proc
+    first = store.blobs._io[0].proc
     first.kill()
     first.wait()
     receipts = store.commit_many(writes("b", 50))  # the group falls back to one write at a time
     assert {r["status"] for r in receipts} == {"committed"}
     store.commit_many(writes("c", 10))
-    assert store.blobs._io[True].proc.pid != first.pid
+    assert store.blobs._io[0].proc.pid != first.pid
     assert contents(store) == [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(50)] + [
         f"c{i}" for i in range(10)]
 
 
 def test_a_batch_whose_process_died_reports_it(store):
-    batch = store.blobs.batch(process=True)
-    store.blobs._io[True].proc.kill()
-    store.blobs._io[True].proc.wait()
+    batch = store.blobs.batch(processes=2)
+    store.blobs._io[0].proc.kill()  # the other process gets every second chunk and is fine
+    store.blobs._io[0].proc.wait()
     for i in range(200):
         data = f"lost {i}".encode()
         batch.add(blob_id(data), data)
     with pytest.raises(BlobIOError, match="blob I/O process"):
         batch.durable().result()
+    receipts = store.commit_many(writes("after", 20))  # a new process replaces it; the other is in step
+    assert {r["status"] for r in receipts} == {"committed"}
 
 
 def test_the_blob_io_process_ends_with_its_writer(tmp_path):
@@ -79,19 +81,19 @@ def test_the_blob_io_process_ends_with_its_writer(tmp_path):
         "import sys; from store import Settings, Store\n"
         "s = Store.open(sys.argv[1], Settings(root=sys.argv[1], blob_io_process_min=1))\n"
         "s.commit({'write_id': 'w', 'session': 's', 'events': [{'type': 'session/started'}]})\n"
-        "print(s.blobs._io[True].proc.pid, flush=True)\n"
+        "print(s.blobs._io[0].proc.pid, s.blobs._io[1].proc.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "store")], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    child = int(writer.stdout.readline())  # type: ignore[union-attr]
-    assert _alive(child)
+    children = [int(pid) for pid in writer.stdout.readline().split()]  # type: ignore[union-attr]
+    assert len(children) == 2 and all(_alive(child) for child in children)
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
     deadline = time.monotonic() + 60
-    while _alive(child) and time.monotonic() < deadline:
+    while any(_alive(child) for child in children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child)
+    assert not any(_alive(child) for child in children)
 
 
 def _alive(pid: int) -> bool:
