@@ -39,7 +39,9 @@ def configured_broker(settings: Settings) -> str:
 def make_app(settings: Settings) -> Celery:
     broker = configured_broker(settings) or FALLBACK_BROKER
     app = Celery("sessiondb", broker=broker, backend=settings.result_backend or broker, include=TASK_MODULES)
-    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    # body_encoding utf-8: a JSON body travels as it is, not base64 inside the JSON envelope
+    # (a third less to send and store, no base64 on either side); messages of either kind decode
+    transport = {"visibility_timeout": settings.visibility_timeout_s, "body_encoding": "utf-8"}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
