@@ -69,19 +69,19 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process and of its live children (the writer's blob I/O process)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, of its live children) user + system CPU of a process: the writer and its blob I/O processes."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    own = children = 0.0
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
+        own = (int(fields[11]) + int(fields[12])) / tick
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            total += sum(cpu_seconds(int(child)) for child in f.read().split())
+            children = sum(sum(cpu_seconds(int(child))) for child in f.read().split())
     except (OSError, ValueError):
         pass
-    return total
+    return own, children
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -151,16 +151,18 @@ def main() -> None:
         for proc in producers:
             assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         assert redis_server.proc is not None
-        cpu_before = {"writer": cpu_seconds(writer.pid), "redis": cpu_seconds(redis_server.proc.pid)}
+        writer_before, blob_io_before = cpu_seconds(writer.pid)
+        redis_before = cpu_seconds(redis_server.proc.pid)[0]
         machine_before = machine_cpu()
         for proc in producers:
             assert proc.stdin is not None
             proc.stdin.write(b"go\n")
             proc.stdin.flush()
         results = [json.loads(proc.communicate(timeout=600)[0]) for proc in producers]
-        cpu = {"writer + blob I/O": cpu_seconds(writer.pid) - cpu_before["writer"],
+        writer_after, blob_io_after = cpu_seconds(writer.pid)
+        cpu = {"writer": writer_after - writer_before, "blob I/O processes": blob_io_after - blob_io_before,
                "producers": sum(r["cpu"] for r in results),
-               "redis": cpu_seconds(redis_server.proc.pid) - cpu_before["redis"]}
+               "redis": cpu_seconds(redis_server.proc.pid)[0] - redis_before}
         machine_after = machine_cpu()
         busy = (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1])
         cpu["other (kernel threads ...)"] = machine_after[0] - machine_before[0] - sum(cpu.values())
