@@ -27,6 +27,7 @@ import time
 
 import redis
 
+from ops.bench import fs_probe
 from ops.bench.store_write import make_writes, precreate_blob_dirs
 from ops.redis_server import EmbeddedRedis
 from store import Settings, Store
@@ -125,6 +126,7 @@ def main() -> None:
         return
     os.makedirs("var", exist_ok=True)
     base = tempfile.mkdtemp(prefix="bench-fleet-", dir="var")
+    print(fs_probe.report(base), flush=True)
     redis_server = EmbeddedRedis(os.path.join(base, "redis")).start()
     env = dict(os.environ)  # SESSIONDB_* settings of the caller apply (e.g. CLIENT_LINGER_MS), but not its store
     env.update(SESSIONDB_ROOT=os.path.join(base, "fleet"), SESSIONDB_BROKER_URL=redis_server.url,

@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 
+from ops.bench import fs_probe
 from store import Settings, Store
 from store.canonical import blob_id
 
@@ -85,6 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs("var", exist_ok=True)
     base = args.dir or tempfile.mkdtemp(prefix="bench-", dir="var")
+    print(fs_probe.report(base), flush=True)
     runs: dict[str, list[float]] = {"process": [], "thread": [], "blobs": []}
     try:
         single = fresh_store(base, "single", args.warm)
