@@ -11,13 +11,14 @@ none of this client's earlier writes is waiting for its receipt, else when it ho
 `batch_max` writes or `batch_bytes` bytes, or `linger_ms` after its first write. So a lone
 write never waits, and under load the writes that arrive while others are in flight share
 a message (each message costs the writer about a millisecond of Celery work, whatever it
-holds). Receipts come back
-on this client's own Redis list (`tasks.receipts`). A write that has no receipt after
-`resend_after_s` is sent again with the SAME write id, so a lost message can never
-apply twice (the store answers a known write id with its stored receipt). Writes of one
-client reach the writer in the order of `write()` calls; only a resend (after a lost
-message) can land behind newer writes, so a producer that needs strict order across a
-failure waits for a receipt before sending a dependent write.
+holds).
+
+Receipts come back on this client's own Redis list (`tasks.receipts`). A write that has
+no receipt after `resend_after_s` is sent again with the SAME write id, so a lost message
+can never apply twice (the store answers a known write id with its stored receipt).
+Writes of one client reach the writer in the order of `write()` calls; only a resend
+(after a lost message) can land behind newer writes, so a producer that needs strict order
+across a failure waits for a receipt before sending a dependent write.
 
 One client per process (create it after a fork). Owns buffering, publishing, receipt
 dispatch and resends. It must never open the store or decide commits.
