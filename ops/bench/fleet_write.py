@@ -3,10 +3,12 @@
 N producer processes (each its own SessionClient) push writes — one `message/added` with
 a distinct 1 KiB payload each — through a private redis-server to ONE writer process
 (`sessiondb worker writer`). Prints committed writes/s end to end (first write() to last
-receipt), p50/p99 latency from write() to receipt, and the direct `commit_many` rate of
-the same writes on a fresh store for comparison.
+receipt), p50/p99 latency from write() to receipt, where the CPU went (per write: the
+writer, its blob I/O processes, the producers, Redis, kernel threads; how busy the machine
+was), and the direct `commit_many` rate of the same writes on a fresh store for comparison.
+The first line is a file-system probe (docs/benchmarks.md).
 
-    python -m ops.bench.fleet_write [--producers 4] [--writes 5000] [--group 2000] [--rate 0]
+    python -m ops.bench.fleet_write [--producers 4] [--writes 5000] [--group 2000] [--rate 0] [--warm] [--keep]
 
 With `--rate R` the producers offer R writes/s in total (paced), which measures the
 latency below saturation; without it they push as fast as they can (throughput; the
