@@ -328,7 +328,7 @@ class GroupCommit:
 
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
         last_tx = self.conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
-        # a large group's blobs are written by the blob I/O process while the rest is planned
+        # a large group's blobs are written by the blob I/O processes while the rest is planned
         large = 0 < self.settings.blob_io_process_min <= len(parsed)
         processes = max(1, self.settings.blob_io_processes) if large else 0
         group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1,

@@ -39,9 +39,10 @@ def configured_broker(settings: Settings) -> str:
 def make_app(settings: Settings) -> Celery:
     broker = configured_broker(settings) or FALLBACK_BROKER
     app = Celery("sessiondb", broker=broker, backend=settings.result_backend or broker, include=TASK_MODULES)
+    transport = {"visibility_timeout": settings.visibility_timeout_s}
     # body_encoding utf-8: a JSON body travels as it is, not base64 inside the JSON envelope
     # (a third less to send and store, no base64 on either side); messages of either kind decode
-    transport = {"visibility_timeout": settings.visibility_timeout_s, "body_encoding": "utf-8"}
+    broker_transport = {**transport, "body_encoding": "utf-8"}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -51,7 +52,7 @@ def make_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
-        broker_transport_options=transport,
+        broker_transport_options=broker_transport,
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_queues=routing.TASK_QUEUES,

@@ -96,7 +96,6 @@ def direct_rate(base: str, producers: int, count: int, group: int, warm: bool) -
     store = Store.open(os.path.join(base, "direct"))
     if warm:
         precreate_blob_dirs(store)
-        os.sync()
     writes = []
     for index in range(producers):
         session = f"bench-{index}"
@@ -138,7 +137,6 @@ def main() -> None:
         if args.warm:
             with Store.open(env["SESSIONDB_ROOT"]) as store:
                 precreate_blob_dirs(store)
-            os.sync()
         writer = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "writer", "-l", "WARNING"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(writer)
