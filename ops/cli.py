@@ -16,49 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from store import Settings, Store, StoreError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="sessiondb: durable store for AI-agent sessions")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
-
-RootOpt = typer.Option(None, "--root", help="store root (default: $SESSIONDB_ROOT or ./var/store)")
-JsonOpt = typer.Option(False, "--json", help="machine-readable JSON output")
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def settings_for(root: Path | None) -> Settings:
-    """The settings, with `--root` (when given) over SESSIONDB_ROOT."""
-    return Settings.from_env(root=str(root)) if root else Settings.from_env()
-
-
-def open_store(root: Path | None, must_exist: bool = True) -> Store:
-    settings = settings_for(root)
-    if must_exist and not (Path(settings.root) / "store.sqlite").exists():
-        fail(f"no store at {settings.root} (set --root or SESSIONDB_ROOT)")
-    return Store.open(settings.root, settings)
-
-
-def emit(data: Any, as_json: bool, title: str = "") -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-        return
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        table = Table(title=title or None)
-        for col in data[0]:
-            table.add_column(col)
-        for row in data:
-            table.add_row(*["" if v is None else str(v) for v in row.values()])
-        out.print(table)
-    else:
-        out.print_json(json.dumps(data, default=str))
+from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out, settings_for
+from sessiondb.store import Settings, StoreError
 
 
 @app.command()
@@ -129,7 +90,7 @@ def write(file: Path, wait: bool = typer.Option(False, "--wait", help="wait for 
           root: Path | None = RootOpt, as_json: bool = JsonOpt,
           timeout: float = typer.Option(60.0, help="seconds to wait for receipts (with --wait)")) -> None:
     """Enqueue the writes of FILE.jsonl (one session write per line) to the fleet's writer."""
-    from tasks import SessionClient
+    from sessiondb.tasks import SessionClient
 
     writes = read_jsonl(file)
     with SessionClient(settings_for(root)) as client:
@@ -161,8 +122,8 @@ def demo_summary(root: Path, names: list[str], title: str) -> None:
 
 
 def run_demo(settings: Settings, agents: int, turns: int) -> None:
-    from ops import fleet_demo
-    from tasks.celery_app import configured_broker
+    from sessiondb.ops import fleet_demo
+    from sessiondb.tasks.celery_app import configured_broker
 
     broker = configured_broker(settings)
     if not broker:
@@ -189,8 +150,8 @@ def demo(root: Path | None = RootOpt, agents: int = typer.Option(3, help="simula
 
 def celery_app_or_fail() -> Any:
     """The fleet's Celery app; a one-line error when no broker is configured (never a silent localhost)."""
-    from tasks import app as celery_app
-    from tasks.celery_app import configured_broker
+    from sessiondb.tasks import app as celery_app
+    from sessiondb.tasks.celery_app import configured_broker
 
     if not configured_broker(Settings.from_env()):
         fail("no broker configured: set SESSIONDB_BROKER_URL (or run everything with `sessiondb up`)")
@@ -201,7 +162,7 @@ def celery_app_or_fail() -> Any:
 def worker(role: str = typer.Argument(..., help="writer | indexer | scanner | reader"),
            loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
     """Run one worker of the fleet (configured by SESSIONDB_* variables)."""
-    from workers.roles import ROLES, run_worker
+    from sessiondb.workers.roles import ROLES, run_worker
 
     if role not in ROLES:
         fail(f"unknown worker role {role!r}: choose one of {', '.join(ROLES)}", 2)
@@ -219,7 +180,7 @@ def flower(port: int | None = typer.Option(None, help="default: $SESSIONDB_FLOWE
            address: str | None = typer.Option(None, help="address to bind (default: $SESSIONDB_FLOWER_ADDRESS"
                                                           " or 127.0.0.1; 0.0.0.0 in a container)")) -> None:
     """Run Flower for the fleet: basic auth when SESSIONDB_FLOWER_BASIC_AUTH is set, Prometheus /metrics."""
-    from ops.flower import run_flower
+    from sessiondb.ops.flower import run_flower
 
     settings = Settings.from_env()
     run_flower(celery_app_or_fail(), settings, port, address or settings.flower_address)
@@ -231,8 +192,8 @@ def up(root: Path | None = RootOpt,
        agents: int = typer.Option(3, help="demo agents"), turns: int = typer.Option(4, help="demo turns")) -> None:
     """Run the whole fleet here: private Redis (unless SESSIONDB_BROKER_URL is set), writer, indexer,
     scanner, reader, beat and Flower. Ctrl-C stops everything."""
-    from ops.fleet import Fleet, run_until_signal
-    from ops.redis_server import RedisNotFound
+    from sessiondb.ops.fleet import Fleet, run_until_signal
+    from sessiondb.ops.redis_server import RedisNotFound
 
     settings = settings_for(root)
     settings = Settings.from_env(root=str(Path(settings.root).resolve()))
@@ -248,14 +209,13 @@ def up(root: Path | None = RootOpt,
         fail(str(exc))
 
 
-# `query`, `index ...`, `scan`, `check` live in ops/cli_data.py and register themselves on the
-# `app` of the module `ops.cli` (imported last: it uses the helpers above).
-from ops import cli_data  # noqa: E402,F401
+# `query`, `index ...`, `scan`, `check` live in ops/cli_data.py and register themselves on `app`
+from sessiondb.ops import cli_data  # noqa: E402,F401
 
 
 def main() -> None:
     try:
-        from tasks.errors import FleetError
+        from sessiondb.tasks.errors import FleetError
 
         try:
             app(standalone_mode=True)
@@ -272,6 +232,6 @@ def main() -> None:
 if __name__ == "__main__":
     # `python -m ops.cli` runs this file as __main__; ops/cli_data.py registered its commands
     # on the importable module `ops.cli`, so run that module's main.
-    from ops.cli import main as module_main
+    from sessiondb.ops.cli import main as module_main
 
     module_main()

@@ -17,10 +17,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ops.cli import JsonOpt, RootOpt, app, emit, err, fail, open_store, out
-from store.datalog import DatalogError, Keyword, Symbol, parse_query, read_edn
-from store.index import Index
-from store.integrity import Report, check_consistency, scan_blobs
+from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out
+from sessiondb.store.datalog import DatalogError, Keyword, Symbol, parse_query, read_edn
+from sessiondb.store.index import Index
+from sessiondb.store.integrity import Report, check_consistency, scan_blobs
 
 index_app = typer.Typer(no_args_is_help=True, help="the derived Datalog index: status, catch-up, rebuild")
 app.add_typer(index_app, name="index")

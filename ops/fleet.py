@@ -24,8 +24,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from store import Settings
-from tasks.celery_app import BROKER_FILE
+from sessiondb.store import Settings
+from sessiondb.tasks.celery_app import BROKER_FILE
 
 from .redis_server import EmbeddedRedis, free_port
 
@@ -104,7 +104,7 @@ class Fleet:
         (self.root / BROKER_FILE).write_text(self.broker_url + "\n")
         if self.with_flower and not port_free(self.flower_port):
             self.flower_port = free_port()
-        cli = [sys.executable, "-m", "ops.cli"]
+        cli = [sys.executable, "-m", "sessiondb.ops.cli"]
         specs = [(role, [*cli, "worker", role]) for role in self.roles]
         if self.with_beat:
             specs.append(("beat", [*cli, "beat"]))

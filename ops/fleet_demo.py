@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from store import Settings
-from tasks import SessionClient
+from sessiondb.store import Settings
+from sessiondb.tasks import SessionClient
 
 from .demo import agent_session, fork_and_invoke
 from .fleet import die_with_parent
@@ -43,7 +43,7 @@ def produce(settings: Settings, index: int, turns: int) -> dict[str, Any]:
 
 def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Run `agents` producer processes, then the fork + invocation; returns one result per producer."""
-    procs = [subprocess.Popen([sys.executable, "-m", "ops.fleet_demo", "producer", str(i), str(turns)],
+    procs = [subprocess.Popen([sys.executable, "-m", "sessiondb.ops.fleet_demo", "producer", str(i), str(turns)],
                               stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent) for i in range(agents)]
     results = []
     for proc in procs:

@@ -1,6 +1,6 @@
 """`sessiondb flower`: Flower for the fleet, with basic auth when configured and metrics.
 
-Runs Flower inside this process (as `celery -A tasks flower` would) after registering
+Runs Flower inside this process (as `celery -A sessiondb.tasks flower` would) after registering
 `ops.flower_metrics`, so Flower's `/metrics` carries Flower's task/worker metrics AND
 sessiondb's queue depth and group-commit gauges. Must never start workers.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from store import Settings
+from sessiondb.store import Settings
 
 from . import flower_metrics
 

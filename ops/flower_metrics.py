@@ -16,9 +16,9 @@ from pathlib import Path
 import redis
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 
-from store.index import LINK, Index
-from tasks.routing import QUEUES
-from workers import stats
+from sessiondb.store.index import LINK, Index
+from sessiondb.tasks.routing import QUEUES
+from sessiondb.workers import stats
 
 COUNTERS = {
     "groups": "group commits done by the writer",

@@ -20,11 +20,11 @@ from sqlalchemy import Connection
 
 from . import views
 from .blobs import BlobStore
-from .commit import GroupCommit
 from .errors import StoreError
 from .gc_pause import gc_paused
-from .schema import migrate, open_engine
+from .rows.schema import migrate, open_engine
 from .settings import Settings
+from .writes.commit import GroupCommit
 
 
 def raise_for(receipt: dict[str, Any]) -> dict[str, Any]:

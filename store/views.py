@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, Table, and_, or_, select
 
-from . import branch, schema
 from .blobs import BlobStore
-from .branch import Membership
 from .errors import NotFoundError
 from .gc_pause import gc_paused
+from .rows import branch, schema
+from .rows.branch import Membership
 
 COLLECTIONS: dict[str, tuple[Table, str]] = {
     "messages": (schema.messages, "message_id"),

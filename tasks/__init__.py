@@ -1,7 +1,7 @@
 """sessiondb's task layer: the Celery app, routing, task definitions and the producer client.
 
-    from tasks import SessionClient     # producers
-    celery -A tasks worker -Q writes -P solo   # the standard Celery form of `sessiondb worker writer`
+    from sessiondb.tasks import SessionClient     # producers
+    celery -A sessiondb.tasks worker -Q writes -P solo   # the standard Celery form of `sessiondb worker writer`
 
 Data flows one way: producers -> tasks -> workers -> store. This package must never
 import workers/ (the writer's strategy and step are named by string) and never commits.

@@ -13,16 +13,16 @@ from pathlib import Path
 
 from celery import Celery
 
-from store import Settings
+from sessiondb.store import Settings
 
 from . import routing, schedule
 
 #: written by `sessiondb up` when it starts its private Redis, read by later commands
 BROKER_FILE = "fleet/broker_url"
-#: the conventional local Redis: only a last resort for a bare `celery -A tasks ...`
+#: the conventional local Redis: only a last resort for a bare `celery -A sessiondb.tasks ...`
 FALLBACK_BROKER = "redis://127.0.0.1:6379/0"
 
-TASK_MODULES = ("tasks.writes", "tasks.index", "tasks.integrity", "tasks.reads")
+TASK_MODULES = ("sessiondb.tasks.writes", "sessiondb.tasks.index", "sessiondb.tasks.integrity", "sessiondb.tasks.reads")
 
 
 def configured_broker(settings: Settings) -> str:
@@ -68,7 +68,7 @@ def make_app(settings: Settings) -> Celery:
     )
     app.sessiondb_settings = settings
     # The writer's flock + takeover step; a string so that tasks/ never imports workers/.
-    app.steps["consumer"].add("workers.writer_step:WriterLockStep")
+    app.steps["consumer"].add("sessiondb.workers.writer_step:WriterLockStep")
     return app
 
 

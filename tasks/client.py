@@ -36,7 +36,7 @@ import msgspec
 import redis
 from celery import Celery
 
-from store import Settings, raise_for
+from sessiondb.store import Settings, raise_for
 
 from . import receipts, routing
 from .celery_app import configured_broker, make_app

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from store.index import Index
+from sessiondb.store.index import Index
 
 from . import routing
 from .celery_app import app, settings_of

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from store.index import Index
-from store.integrity import check_consistency, scan_blobs
+from sessiondb.store.index import Index
+from sessiondb.store.integrity import check_consistency, scan_blobs
 
 from . import routing
 from .celery_app import app, settings_of

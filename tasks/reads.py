@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from store import Store, StoreError
-from store.datalog import DatalogError
-from store.index import Index
+from sessiondb.store import Store, StoreError
+from sessiondb.store.datalog import DatalogError
+from sessiondb.store.index import Index
 
 from . import routing
 from .celery_app import app, settings_of

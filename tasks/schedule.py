@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from store import Settings
+from sessiondb.store import Settings
 
 from . import routing
 

@@ -10,7 +10,7 @@ import threading
 
 from celery import Celery
 
-from store import Store
+from sessiondb.store import Store
 
 from .celery_app import settings_of
 

@@ -22,7 +22,7 @@ from .celery_app import app
 class CommitTask(Task):
     name = routing.COMMIT
     # Resolved by name inside the worker only, so producers never import workers/.
-    Strategy = "workers.writer:group_commit_strategy"
+    Strategy = "sessiondb.workers.writer:group_commit_strategy"
     acks_late = True
     reject_on_worker_lost = True
     typing = False

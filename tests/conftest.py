@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Store
+from sessiondb.store import Store
 
 
 @pytest.fixture

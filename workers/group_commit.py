@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from store import InternalError, Store
-from store.commit import rejection
+from sessiondb.store import InternalError, Store
+from sessiondb.store.writes.commit import rejection
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import threading
 
 from celery import Celery
 
-from tasks import routing
+from sessiondb.tasks import routing
 
 log = logging.getLogger(__name__)
 

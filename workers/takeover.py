@@ -19,7 +19,7 @@ import time
 from celery import Celery
 from kombu.transport.redis import Mutex, MutexHeld
 
-from tasks.routing import WRITES
+from sessiondb.tasks.routing import WRITES
 
 
 def restore_unacked_writes(app: Celery, attempts: int = 50) -> int:

@@ -33,9 +33,9 @@ import redis
 from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
-from store import Store
-from tasks import receipts, routing
-from tasks.celery_app import settings_of
+from sessiondb.store import Store
+from sessiondb.tasks import receipts, routing
+from sessiondb.tasks.celery_app import settings_of
 
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group

@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from tasks.routing import WRITES
+from sessiondb.tasks.routing import WRITES
 
 from .takeover import restore_unacked_writes
 from .writer import WriterRuntime

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages come first
 
-from ops.datascript import dataset, reference  # noqa: E402 - shared with the differential tests
-from store.datalog import Database  # noqa: E402
+from sessiondb.ops.datascript import dataset, reference  # noqa: E402 - shared with the differential tests
+from sessiondb.store.datalog import Database  # noqa: E402
 
 ANCESTRY = """[[(anc ?h ?a) [?h :head/basis ?a]]
                [(anc ?h ?a) [?h :head/basis ?x] (anc ?x ?a)]]"""

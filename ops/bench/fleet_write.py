@@ -29,13 +29,13 @@ import time
 
 import redis
 
-from ops.bench import fs_probe
-from ops.bench.store_write import make_writes, precreate_blob_dirs
-from ops.redis_server import EmbeddedRedis
-from store import Settings, Store
-from tasks import SessionClient
-from workers import stats as writer_stats
-from workers.lock import holder_pid
+from sessiondb.ops.bench import fs_probe
+from sessiondb.ops.bench.store_write import make_writes, precreate_blob_dirs
+from sessiondb.ops.redis_server import EmbeddedRedis
+from sessiondb.store import Settings, Store
+from sessiondb.tasks import SessionClient
+from sessiondb.workers import stats as writer_stats
+from sessiondb.workers.lock import holder_pid
 
 
 def produce(index: int, count: int, rate: float) -> None:
@@ -137,15 +137,15 @@ def main() -> None:
         if args.warm:
             with Store.open(env["SESSIONDB_ROOT"]) as store:
                 precreate_blob_dirs(store)
-        writer = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "writer", "-l", "WARNING"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        writer = subprocess.Popen([sys.executable, "-m", "sessiondb.ops.cli", "worker", "writer", "-l", "WARNING"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(writer)
         deadline = time.monotonic() + 60
         while holder_pid(env["SESSIONDB_ROOT"]) != writer.pid:
             if time.monotonic() > deadline:
                 raise SystemExit("the writer did not start")
             time.sleep(0.1)
-        producers = [subprocess.Popen([sys.executable, "-m", "ops.bench.fleet_write", "--produce", str(i),
+        producers = [subprocess.Popen([sys.executable, "-m", "sessiondb.ops.bench.fleet_write", "--produce", str(i),
                                        "--writes", str(args.writes), "--rate", str(args.rate / args.producers)],
                                       env=env, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE) for i in range(args.producers)]

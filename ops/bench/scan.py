@@ -26,8 +26,9 @@ from pathlib import Path
 import blake3
 from sqlalchemy import insert
 
-from store import Store, schema
-from store.integrity import scan_blobs
+from sessiondb.store import Store
+from sessiondb.store.integrity import scan_blobs
+from sessiondb.store.rows import schema
 
 KIB = 1024
 MIB = 1024 * KIB

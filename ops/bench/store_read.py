@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from store import Store
+from sessiondb.store import Store
 
 
 def build(store: Store, messages: int, heads: int) -> None:

@@ -15,9 +15,9 @@ import statistics
 import tempfile
 import time
 
-from ops.bench import fs_probe
-from store import Settings, Store
-from store.canonical import blob_id
+from sessiondb.ops.bench import fs_probe
+from sessiondb.store import Settings, Store
+from sessiondb.store.blobs.canonical import blob_id
 
 
 def make_writes(n: int, session: str, prefix: str) -> list[dict]:

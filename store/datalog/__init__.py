@@ -1,6 +1,6 @@
 """sessiondb's standalone Datalog engine (DataScript dialect) over one SQLite file.
 
-    from store.datalog import Database
+    from sessiondb.store.datalog import Database
     db = Database.open("index.sqlite", {"session/id": {"db/unique": "db.unique/identity"}})
     db.transact([{"session/id": "s1", "session/title": "hello"}])
     db.q('[:find ?t . :in ?sid :where [?s :session/id ?sid] [?s :session/title ?t]]', "s1")

@@ -1,6 +1,6 @@
 """Integrity of a store root (SPEC §7): blob scans, consistency checks, and their reports.
 
-    from store.integrity import scan_blobs, check_consistency, last_reports
+    from sessiondb.store.integrity import scan_blobs, check_consistency, last_reports
     report = scan_blobs(store, full=True)      # re-hash blobs; quarantine corrupt files
     report = check_consistency(store)          # rows vs blobs vs heads (vs the index, when given)
     report.ok, report.as_dict()

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ..blobs import TEMP_MARK
+from ..blobs.disk import TEMP_MARK
 
 _BLOB = re.compile(r"^[0-9a-f]{64}$")
 _TEMP = re.compile(r"^([0-9a-f]{64})" + re.escape(TEMP_MARK) + r"[0-9a-f]{8}$")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, select
 
-from .. import schema
+from ..rows import schema
 
 #: (table, column) for every column that holds a blob id
 BLOB_COLUMNS: list[tuple[Table, Column[Any]]] = [

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Connection, and_, false, func, or_, select, true, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
-from .. import schema
+from ..rows import schema
 from . import blob_files, blob_refs, scan_state
 from .findings import Finding, Report
 from .hashing import Hashed, hash_file

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy import Connection, insert, select
 
-from .. import schema
+from ..rows import schema
 from .findings import Finding, Report
 
 if TYPE_CHECKING:

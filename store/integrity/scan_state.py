@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, insert, select
 
-from .. import schema
-from ..model import now_iso
+from ..rows import schema
+from ..writes.model import now_iso
 
 _json = msgspec.json.Encoder(order="sorted")
 

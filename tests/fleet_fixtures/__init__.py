@@ -20,10 +20,10 @@ import pytest
 import redis
 from celery import Celery
 
-from ops.redis_server import EmbeddedRedis
-from store import Settings, Store
-from tasks import make_app
-from workers.lock import holder_pid
+from sessiondb.ops.redis_server import EmbeddedRedis
+from sessiondb.store import Settings, Store
+from sessiondb.tasks import make_app
+from sessiondb.workers.lock import holder_pid
 
 PRODUCER = str(Path(__file__).with_name("producer.py"))
 
@@ -82,7 +82,7 @@ class Fleet:
         return proc
 
     def worker(self, role: str) -> subprocess.Popen[bytes]:
-        return self.spawn([sys.executable, "-m", "ops.cli", "worker", role], role)
+        return self.spawn([sys.executable, "-m", "sessiondb.ops.cli", "worker", role], role)
 
     def writer(self, wait_active: bool = True) -> subprocess.Popen[bytes]:
         proc = self.worker("writer")
@@ -114,7 +114,7 @@ class Fleet:
         proc.wait()
 
     def stats(self) -> dict[str, str]:
-        from workers import stats
+        from sessiondb.workers import stats
 
         return stats.read(self.redis)
 

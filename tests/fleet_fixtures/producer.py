@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from store import Settings
-from tasks import SessionClient
+from sessiondb.store import Settings
+from sessiondb.tasks import SessionClient
 
 
 def main() -> None:

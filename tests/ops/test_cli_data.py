@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from ops.demo import agent_session, fork_and_invoke
-from store import Store
+from sessiondb.ops.demo import agent_session, fork_and_invoke
+from sessiondb.store import Store
 
-CLI = [sys.executable, "-m", "ops.cli"]
+CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
 
 def run(*args: str, root) -> subprocess.CompletedProcess:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from fleet_fixtures import messages_of, wait_until
 
-from ops.redis_server import free_port
-from store import Store
+from sessiondb.ops.redis_server import free_port
+from sessiondb.store import Store
 
-CLI = [sys.executable, "-m", "ops.cli"]
+CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -143,11 +143,11 @@ def test_read_commands_still_read_the_store_directly(tmp_path):
 
 
 def test_worker_role_runs_as_the_standard_celery_worker_form(fleet):
-    # `celery -A tasks worker -Q writes -P solo` is the writer too: it takes the lock and commits.
-    proc = fleet.spawn([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "writes", "-P", "solo",
+    # `celery -A sessiondb.tasks worker -Q writes -P solo` is the writer too: it takes the lock and commits.
+    proc = fleet.spawn([sys.executable, "-m", "celery", "-A", "sessiondb.tasks", "worker", "-Q", "writes", "-P", "solo",
                         "--without-mingle", "--without-gossip", "-l", "info"], "celery-writer")
     fleet.wait_writer(proc)
-    from tasks import SessionClient
+    from sessiondb.tasks import SessionClient
 
     with SessionClient(fleet.settings) as client:
         assert client.write("c", [{"type": "session/started"}]).receipt(timeout=60)["status"] == "committed"

@@ -8,7 +8,7 @@ the write is durable: that is what the parent may hold the store to.
 import random
 import sys
 
-from store import Store
+from sessiondb.store import Store
 
 root, round_no = sys.argv[1], int(sys.argv[2])
 rng = random.Random(round_no)

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from store import Settings, Store
-from store.blob_io import BlobIOError, BlobWriter
-from store.blobs import BlobStore
-from store.canonical import blob_id
+from sessiondb.store import Settings, Store
+from sessiondb.store.blobs import BlobStore
+from sessiondb.store.blobs.canonical import blob_id
+from sessiondb.store.blobs.io import BlobIOError, BlobWriter
 
 
 def writes(prefix: str, n: int) -> list[dict]:

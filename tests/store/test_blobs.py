@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from store.blobs import BlobStore
-from store.canonical import blob_id, canonical_json
-from store.errors import CorruptBlobError
+from sessiondb.store.blobs import BlobStore
+from sessiondb.store.blobs.canonical import blob_id, canonical_json
+from sessiondb.store.errors import CorruptBlobError
 
 
 @pytest.fixture

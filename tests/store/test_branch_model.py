@@ -12,7 +12,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store import Store
+from sessiondb.store import Store
 
 
 class Model:

@@ -6,7 +6,7 @@ import pytest
 from helpers import head, message, write
 from sqlalchemy import text
 
-from store import CorruptBlobError, NotFoundError, Store
+from sessiondb.store import CorruptBlobError, NotFoundError, Store
 
 
 def contents(store: Store, session: str) -> list[str]:
@@ -51,7 +51,7 @@ def test_resume_abandons_the_newer_branch_but_history_keeps_it(three_heads):
 
 
 def test_resume_is_compare_and_set(three_heads):
-    from store import HeadConflictError
+    from sessiondb.store import HeadConflictError
 
     with pytest.raises(HeadConflictError):
         three_heads.commit(write("s", {"type": "session/restored", "kind": "resume", "source_head": "h1",

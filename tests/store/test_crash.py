@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from store import Store
+from sessiondb.store import Store
 
 CHILD = Path(__file__).with_name("crash_writer.py")
 ROUNDS = 20

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 from helpers import write
 
-from ops.demo import agent_session, fork_and_invoke
-from store.index import Index
+from sessiondb.ops.demo import agent_session, fork_and_invoke
+from sessiondb.store.index import Index
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_a_deleted_index_is_rebuilt_from_the_log(demo_store):
 
 
 def test_the_consistency_check_compares_the_index_with_the_store(demo_store):
-    from store.integrity import check_consistency
+    from sessiondb.store.integrity import check_consistency
 
     with Index.open(demo_store.root) as index:
         index.catch_up()
@@ -146,7 +146,7 @@ def test_queries_keep_answering_while_a_rebuild_swaps_generations(demo_store):
 
 
 def test_the_consistency_check_reports_a_lagging_index(demo_store):
-    from store.integrity import check_consistency
+    from sessiondb.store.integrity import check_consistency
 
     with Index.open(demo_store.root) as index:
         index.catch_up()

@@ -6,7 +6,7 @@ import pytest
 from helpers import head, message, started, write
 from sqlalchemy import text
 
-from store import (
+from sessiondb.store import (
     AliasConflictError,
     ConflictError,
     HeadConflictError,
@@ -168,7 +168,7 @@ def test_malformed_writes_are_rejected_with_a_specific_error(store, bad, field, 
 
 
 def test_deeply_nested_and_oversized_payloads_are_rejected(tmp_path):
-    from store import Settings
+    from sessiondb.store import Settings
 
     with Store.open(tmp_path / "st", Settings(root=str(tmp_path / "st"), max_payload_bytes=1000)) as store:
         store.commit(started("s"))
@@ -244,7 +244,7 @@ def test_each_write_appends_one_transaction_batch_of_facts(store):
 
 
 def test_a_store_written_by_a_newer_version_is_refused(tmp_path):
-    from store import SchemaVersionError
+    from sessiondb.store import SchemaVersionError
 
     Store.open(tmp_path / "st").close()
     import sqlite3
@@ -276,7 +276,7 @@ def test_a_write_that_fails_inside_sqlite_is_isolated_by_its_own_savepoint(store
 
 def test_a_leftover_file_at_a_new_blobs_name_is_replaced_by_the_real_bytes(store):
     # a crash after a blob was published but before its row committed leaves such a file
-    from store.canonical import blob_id
+    from sessiondb.store.blobs.canonical import blob_id
 
     store.commit(started("s"))
     bid = blob_id(b"fresh content")

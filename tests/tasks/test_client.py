@@ -9,10 +9,10 @@ import time
 import pytest
 from fleet_fixtures import expected_contents, messages_of, wait_until
 
-from store import NotFoundError, Settings, StoreError
-from tasks import SessionClient, app
-from tasks.routing import COMMIT, QUEUES, WRITES
-from tasks.schedule import beat_schedule
+from sessiondb.store import NotFoundError, Settings, StoreError
+from sessiondb.tasks import SessionClient, app
+from sessiondb.tasks.routing import COMMIT, QUEUES, WRITES
+from sessiondb.tasks.schedule import beat_schedule
 
 
 def test_app_accepts_json_only_and_acks_late():

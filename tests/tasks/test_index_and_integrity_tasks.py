@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fleet_fixtures import wait_until
 
-from tasks import SessionClient
-from tasks.routing import INDEX_CATCH_UP, INDEX_REBUILD, INDEX_STATUS, INTEGRITY_CHECK, INTEGRITY_SCAN
+from sessiondb.tasks import SessionClient
+from sessiondb.tasks.routing import INDEX_CATCH_UP, INDEX_REBUILD, INDEX_STATUS, INTEGRITY_CHECK, INTEGRITY_SCAN
 
 
 def test_commits_reach_the_index_through_the_debounced_notification(fleet):
@@ -44,7 +44,7 @@ def test_scans_and_the_consistency_check_return_their_reports(fleet):
 
 
 def test_a_corrupt_blob_is_quarantined_by_the_scanner_and_healed_by_a_later_write(fleet):
-    from store import Store
+    from sessiondb.store import Store
 
     fleet.writer()
     fleet.worker("scanner")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.group_commit import Delivery, commit_group
+from sessiondb.workers.group_commit import Delivery, commit_group
 
 
 def msg(content: str, write_id: str) -> dict:

@@ -11,9 +11,9 @@ import uuid
 
 from fleet_fixtures import expected_contents, messages_of, wait_until
 
-from tasks import SessionClient
-from tasks.routing import COMMIT, WRITES
-from workers.lock import holder_pid
+from sessiondb.tasks import SessionClient
+from sessiondb.tasks.routing import COMMIT, WRITES
+from sessiondb.workers.lock import holder_pid
 
 
 def test_a_malformed_write_among_good_ones_is_rejected_alone_and_the_writer_lives(fleet):
@@ -66,7 +66,7 @@ def test_a_pickled_message_to_the_writes_queue_is_refused(fleet):
 
 
 def store_not_found():
-    from store import NotFoundError
+    from sessiondb.store import NotFoundError
 
     return NotFoundError
 
@@ -125,7 +125,7 @@ def test_writes_queued_while_no_writer_runs_are_committed_when_one_starts(fleet)
 def test_redis_restarted_during_load_loses_nothing_enqueued(tmp_path):
     from fleet_fixtures import Fleet
 
-    from ops.redis_server import EmbeddedRedis
+    from sessiondb.ops.redis_server import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis").start()
     logs = tmp_path / "logs"

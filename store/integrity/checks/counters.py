@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, func, select
 
-from ... import schema
+from ...rows import schema
 from ..findings import Report
 
 #: counter kind -> (table, id column)

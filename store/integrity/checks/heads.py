@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, select
 
-from ... import schema
 from ...blobs import BlobStore
 from ...errors import CorruptBlobError
+from ...rows import schema
 from ..findings import Report
 
 #: state field -> head row column

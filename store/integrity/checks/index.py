@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 from sqlalchemy import Connection, func, select
 
-from ... import schema
+from ...rows import schema
 from ..findings import Report
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select
 
-from ... import schema as s
+from ...rows import schema as s
 from ..blob_refs import without_blob_row
 from ..findings import Report
 

@@ -29,10 +29,10 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, and_, select
 
-from ... import schema
 from ...blobs import BlobStore
-from ...canonical import JSON
+from ...blobs.canonical import JSON
 from ...errors import CorruptBlobError
+from ...rows import schema
 from ..findings import Report
 
 

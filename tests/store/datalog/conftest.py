@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.datascript import reference
-from store.datalog import Database
+from sessiondb.ops.datascript import reference
+from sessiondb.store.datalog import Database
 
 
 @pytest.fixture

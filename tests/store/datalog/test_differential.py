@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ops.datascript.dataset import IDENTITIES, SCHEMA, session_txs
-from ops.datascript.reference import fix_pulled
-from store.datalog import Database, Keyword
+from sessiondb.ops.datascript.dataset import IDENTITIES, SCHEMA, session_txs
+from sessiondb.ops.datascript.reference import fix_pulled
+from sessiondb.store.datalog import Database, Keyword
 
 from .suite import CASES
 

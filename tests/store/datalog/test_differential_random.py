@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.datalog import Database
+from sessiondb.store.datalog import Database
 
 from .test_differential import normalize
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.datalog import DatalogError, EdnError, QueryError, QueryParseError
+from sessiondb.store.datalog import DatalogError, EdnError, QueryError, QueryParseError
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.datalog import Keyword
+from sessiondb.store.datalog import Keyword
 
 SCHEMA = {
     "person/name": {"db/unique": "db.unique/identity"},

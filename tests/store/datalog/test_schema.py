@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.datalog import Database, SchemaError
+from sessiondb.store.datalog import Database, SchemaError
 
 
 @pytest.mark.parametrize(

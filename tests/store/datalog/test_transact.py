@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.datalog import Database, Keyword, TransactError
+from sessiondb.store.datalog import Database, Keyword, TransactError
 
 SCHEMA = {
     "session/id": {"db/unique": "db.unique/identity"},
@@ -247,7 +247,7 @@ def test_attribute_first_used_in_a_failed_transaction_works_later(db):
 
 
 def test_opening_a_path_in_a_missing_directory_is_a_datalog_error(tmp_path):
-    from store.datalog import DatalogError
+    from sessiondb.store.datalog import DatalogError
 
     with pytest.raises(DatalogError, match="cannot open"):
         Database.open(tmp_path / "no" / "such" / "dir.sqlite", SCHEMA)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ops.demo import agent_session, fork_and_invoke
-from store import Store
+from sessiondb.ops.demo import agent_session, fork_and_invoke
+from sessiondb.store import Store
 
 
 @pytest.fixture

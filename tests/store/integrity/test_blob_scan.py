@@ -8,8 +8,8 @@ import pytest
 from helpers import message, started, write
 from sqlalchemy import text
 
-from store import Store
-from store.integrity import last_reports, scan_blobs
+from sessiondb.store import Store
+from sessiondb.store.integrity import last_reports, scan_blobs
 
 DAY = 24 * 3600
 
@@ -276,8 +276,8 @@ def test_an_interrupted_scan_with_worker_processes_resumes_and_leaves_no_worker_
 
 CRASHING_SCAN = """
 import os, sys
-from store import Store
-from store.integrity import scan_blobs
+from sessiondb.store import Store
+from sessiondb.store.integrity import scan_blobs
 
 def die(phase, done, total):
     if done >= 10:

@@ -6,8 +6,8 @@ import msgspec
 import pytest
 from helpers import head, message, started, write
 
-from store.canonical import canonical_json
-from store.integrity import check_consistency, last_reports
+from sessiondb.store.blobs.canonical import canonical_json
+from sessiondb.store.integrity import check_consistency, last_reports
 
 
 def dangling(report, table: str, column: str) -> list:

@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import text
 
-from store import Store
-from store.facts import IDENTITY
-from store.integrity import IndexProbe, check_consistency
+from sessiondb.store import Store
+from sessiondb.store.integrity import IndexProbe, check_consistency
+from sessiondb.store.writes.facts import IDENTITY
 
 IDENTITIES = set(IDENTITY.values())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.integrity import Partition
+from sessiondb.store.integrity import Partition
 
 
 def test_n_slices_cover_the_256_directories_once():
@@ -35,7 +35,7 @@ def test_a_bad_partition_is_refused(bad):
 def test_a_partition_of_scattered_prefixes_scans_exactly_its_blobs(store):
     from helpers import message, started, write
 
-    from store.integrity import scan_blobs
+    from sessiondb.store.integrity import scan_blobs
 
     store.commit(started("s"))
     store.commit(write("s", *[message(f"m{i}") for i in range(80)]))

@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from store import Store
-from store.integrity import Finding, Report, last_reports, save_report
-from store.integrity.reports import MAX_STORED_FINDINGS
+from sessiondb.store import Store
+from sessiondb.store.integrity import Finding, Report, last_reports, save_report
+from sessiondb.store.integrity.reports import MAX_STORED_FINDINGS
 
 
 def test_a_v1_store_is_migrated_forward_to_the_integrity_tables(tmp_path):

@@ -35,14 +35,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .blobs import BlobStore, Staged, _write_all, sync_filesystem
+from .disk import BlobFiles, Staged, _write_all, sync_filesystem
 
 _LENGTH = struct.Struct(">I")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _batch_ids = itertools.count(1)
-_CHILD = "import sys; from store.blob_io import serve; serve(sys.argv[1])"
-_PACKAGE_HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHILD = "import sys; from sessiondb.store.blobs.io import serve; serve(sys.argv[1])"
 
 Item = tuple[str, bytes, bool]  # blob id, bytes, whether to look for an existing copy first
 
@@ -66,7 +65,7 @@ class BlobWriter:
                     # lot in flight that stays under the common 1,024-descriptor limit
     EAGER_MIN = 128  # ProcessIO publishes early only once this many wait (each publish = 2 syncs)
 
-    def __init__(self, blobs: BlobStore, *, background: bool = False) -> None:
+    def __init__(self, blobs: BlobFiles, *, background: bool = False) -> None:
         self.blobs = blobs
         self.staged: list[tuple[int, Staged]] = []
         self.written: dict[int, list[str]] = {}
@@ -160,7 +159,7 @@ class BlobWriter:
 class ThreadIO:
     """A BlobWriter on one thread of this process, in submission order."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobFiles) -> None:
         self.writer = BlobWriter(blobs)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-io")
 
@@ -184,8 +183,8 @@ class ProcessIO:
     PIPE_BYTES = 1 << 20  # room for ~1,000 KiB-sized blobs in flight
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        # run from the directory that holds the `store` package, so the child imports this code
-        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, os.path.abspath(root)], cwd=_PACKAGE_HOME,
+        # the child imports this code from the installed `sessiondb` package
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, os.path.abspath(root)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.failure: BlobIOError | None = None
         self.buffer = bytearray()
@@ -336,7 +335,7 @@ def _read_frame(fd: int, buffer: bytearray) -> list[Any] | None:
 def serve(root: str, inp: int = 0, out: int = 1) -> None:
     """The child's loop: stage, finish, and publish in the background while staging goes on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the writer; the writer stops us
-    blobs = BlobStore(root)
+    blobs = BlobFiles(root)
     writer = BlobWriter(blobs, background=True)
     buffer = bytearray()
     while True:

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .errors import ValidationError
-from .settings import Settings
+from ..errors import ValidationError
+from ..settings import Settings
 
 # Names that end up in keys and CLI arguments: no '/', no '#', no path tricks, bounded.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"

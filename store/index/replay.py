@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from .datalog import Database
-from .facts import ENTITIES, IDENTITY, SESSION_REF, entity
+from ..datalog import Database
+from ..writes.facts import ENTITIES, IDENTITY, SESSION_REF, entity
 
 _SINGLE_KEY = {"sessions": "session_id", "heads": "head_id", "invocations": "invocation_id",
                "derivations": "derivation_id", "aliases": "name"}

@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .commit import WriteContext
+    from .context import WriteContext
 
 # per table: (namespace, identity attr, identity of a row, {column: (attr, ref-target)})
 # ref-target: None = plain value, "blob" = blob ref, a namespace = ref to that entity

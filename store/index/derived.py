@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import Engine, create_engine, text
 
-from . import index_replay
-from .datalog import Database, DatalogError
-from .facts import SCHEMA
+from ..datalog import Database, DatalogError
+from ..writes.facts import SCHEMA
+from . import replay as index_replay
 
 LINK = "index.sqlite"
 Progress = Callable[[int, int], None]  # (applied so far, total to apply)

@@ -7,8 +7,10 @@ directory (an anonymous O_TMPFILE inode where the file system has them, else a n
 `<final>.tmp-<hex>` file), the file system is synced, the temp file gets its final name
 atomically (linkat, or rename) and the file system is synced again, so a final name only
 ever holds complete, durable bytes. A group of blobs shares those two syncs (`BlobBatch`
-in blob_io.py, which does the I/O of writes), which is what makes group commit cheap. An
-existing good blob is reused; an existing corrupt one is moved to quarantine/ and replaced.
+in io.py drives these primitives), which is what makes group commit cheap. An existing
+good blob is reused; an existing corrupt one is moved to quarantine/ and replaced.
+
+`BlobFiles` here knows nothing of the I/O engines; `BlobStore` (store.py) adds them.
 """
 
 from __future__ import annotations
@@ -19,17 +21,14 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import blake3
 
+from ..errors import CorruptBlobError
 from .canonical import BLOB_ID_RE
-from .errors import CorruptBlobError
-
-if TYPE_CHECKING:
-    from .blob_io import BlobBatch, BlobIO
 
 TEMP_MARK = ".tmp-"
 
@@ -86,7 +85,9 @@ def _read(path: str) -> bytes:
         return f.readall()
 
 
-class BlobStore:
+class BlobFiles:
+    """The blob tree on disk: paths, reads, staging and publishing one file, quarantine."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.dir = self.root / "blobs"
@@ -96,12 +97,8 @@ class BlobStore:
         self._dirfd = os.open(self.dir, os.O_RDONLY)
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
         self._empty_path_ok = True  # linkat(fd, "") needs CAP_DAC_READ_SEARCH; else via /proc/self/fd
-        self._io: dict[int, BlobIO] = {}  # started on first use: the I/O thread (-1), the I/O processes (0, 1 ...)
 
     def close(self) -> None:
-        for io in self._io.values():
-            io.close()
-        self._io.clear()
         if self._dirfd >= 0:
             os.close(self._dirfd)
             self._dirfd = -1
@@ -134,39 +131,7 @@ class BlobStore:
             return None
         return "blake3:" + blake3.blake3(data).hexdigest() == blob_id
 
-    # -- writing -------------------------------------------------------------------------
-    def put(self, data: bytes) -> str:
-        blob_id = "blake3:" + blake3.blake3(data).hexdigest()
-        self.put_many({blob_id: data})
-        return blob_id
-
-    def put_many(self, blobs: Mapping[str, bytes]) -> list[str]:
-        """Make every blob durable at its final name; returns the ids whose file was (re)written."""
-        batch = self.batch()
-        for blob_id, data in blobs.items():
-            batch.add(blob_id, data)
-        return batch.durable().result()
-
-    def batch(self, *, processes: int = 0, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
-        """A group of blobs written in the background and made durable together.
-
-        `processes=N`: written by N blob I/O processes (each started on first use, and again
-        if it died), which overlap the caller's CPU work and each other: for large groups;
-        `0`: by the I/O thread. `known(ids)`: which of these ids have rows already (only those
-        can have a good copy on disk, so only those are looked for before writing); default:
-        look for every one."""
-        from .blob_io import BlobBatch, ProcessIO, ThreadIO  # blob_io builds on this module
-
-        ios = []
-        for slot in range(processes) if processes > 0 else (-1,):
-            io = self._io.get(slot)
-            if io is None or not io.alive():
-                if io is not None:
-                    io.close()
-                io = self._io[slot] = ProcessIO(self.root) if slot >= 0 else ThreadIO(self)
-            ios.append(io)
-        return BlobBatch(ios, stream=processes > 0, known=known)
-
+    # -- writing (the primitives a blob I/O engine drives) ---------------------------------
     def _stage(self, blob_id: str, data: bytes, check: bool = True) -> Staged | None:
         """Write one blob to a temp file in its final directory (None: a good copy exists).
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from . import branch, schema
-from .commit import KEYS, SessionState, WriteContext
-from .errors import AliasConflictError, ConflictError, HeadConflictError, NotFoundError, ValidationError
+from ..errors import AliasConflictError, ConflictError, HeadConflictError, NotFoundError, ValidationError
+from ..rows import branch, schema
+from .context import KEYS, SessionState, WriteContext
 from .model import (
     AliasSet,
     Annotation,

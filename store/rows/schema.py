@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-from .errors import SchemaVersionError
+from ..errors import SchemaVersionError
 
 metadata = MetaData()
 S = String  # SQLite ignores lengths; keep the declarations short

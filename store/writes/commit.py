@@ -21,106 +21,27 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Table, bindparam, insert, select, text
+from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import branch, schema
-from .blob_io import BlobBatch
-from .blobs import BlobStore
-from .canonical import PayloadError, blob_id, canonical_json, payload_bytes
-from .errors import NotFoundError, StoreError, ValidationError, WriteFailedError
+from ..blobs import BlobStore
+from ..errors import NotFoundError, StoreError, ValidationError, WriteFailedError
+from ..rows import branch, schema
+from ..settings import Settings
+from .context import GroupState, WriteContext
+from .events import apply_event
 from .facts import facts_for
 from .model import ParsedWrite, now_iso, parse_write
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder(order="sorted")
 
-#: the kinds of per-session ids whose high-water mark is kept in `counters`
-COUNTER_KINDS = tuple(schema.ID_KINDS)
-#: tables whose rows change after insert; they are written with INSERT OR REPLACE
-UPDATABLE = {"sessions", "turns", "calls", "invocations"}
 #: what executing a planned group can raise: SQLite (through SQLAlchemy or the DBAPI cursor) or the disk
 STORAGE_FAILURES = (SQLAlchemyError, sqlite3.Error, OSError)
-KEYS: dict[str, tuple[str, ...]] = {
-    t.name: tuple(c.name for c in t.primary_key.columns) for t in schema.metadata.sorted_tables
-}
-
-
-@dataclass
-class SessionState:
-    row: dict[str, Any]
-    branch: branch.Membership
-    counters: dict[str, int]
-
-    def copy(self) -> SessionState:
-        return SessionState(dict(self.row), branch.copy(self.branch), dict(self.counters))
-
-
-@dataclass
-class GroupState:
-    """What the writes planned so far in this group have done, over what the database holds."""
-
-    conn: Connection
-    blobs: BlobStore
-    settings: Settings
-    next_tx: int
-    batch: BlobBatch  # the group's new blobs, on their way to disk
-    sessions: dict[str, SessionState | None] = field(default_factory=dict)
-    rows: dict[tuple[str, Any], dict[str, Any] | None] = field(default_factory=dict)
-    members: dict[str, branch.Membership] = field(default_factory=dict)
-    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # what execute() will write
-    appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
-    new_blobs: set[str] = field(default_factory=set)
-    blob_rows: list[dict[str, Any]] = field(default_factory=list)
-    dirty_sessions: set[str] = field(default_factory=set)
-
-    def load_session(self, sid: str) -> SessionState | None:
-        if sid not in self.sessions:
-            row = self.conn.execute(select(schema.sessions).where(schema.sessions.c.session_id == sid)).first()
-            if row is None:
-                self.sessions[sid] = None
-            else:
-                data = row._asdict()
-                found = dict(
-                    self.conn.execute(
-                        select(schema.counters.c.kind, schema.counters.c.value).where(
-                            schema.counters.c.session_id == sid
-                        )
-                    ).all()
-                )
-                self.sessions[sid] = SessionState(
-                    data,
-                    branch.load(msgspec.json.decode(data["branch"])),
-                    {k: found.get(k, 0) for k in COUNTER_KINDS},
-                )
-        return self.sessions[sid]
-
-    def load_row(self, table: Table, key: tuple[Any, ...]) -> dict[str, Any] | None:
-        cache_key = (table.name, key)
-        if cache_key not in self.rows:
-            params = {f"k{i}": v for i, v in enumerate(key)}
-            row = self.conn.execute(_by_key(table), params).first()
-            self.rows[cache_key] = row._asdict() if row is not None else None
-        return self.rows[cache_key]
-
-
-_BY_KEY: dict[str, Any] = {}
-
-
-def _by_key(table: Table) -> Any:
-    """`SELECT * FROM table WHERE <primary key> = :k0 [AND ...]`, built once per table."""
-    if table.name not in _BY_KEY:
-        cols = [table.c[name] for name in KEYS[table.name]]
-        _BY_KEY[table.name] = select(table).where(*[c == bindparam(f"k{i}") for i, c in enumerate(cols)])
-    return _BY_KEY[table.name]
 
 
 def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], tail: str = "") -> None:
@@ -128,131 +49,6 @@ def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], 
     columns = [c.name for c in table.columns]
     sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}){tail}"
     cursor.executemany(sql, map(itemgetter(*columns), rows))
-
-
-class WriteContext:
-    """One write being planned: reads see the group's overlay, changes stay staged until it succeeds."""
-
-    def __init__(self, group: GroupState, write: ParsedWrite, sid: str, session: SessionState | None) -> None:
-        self.group = group
-        self.write_id = write.write_id
-        self.sid = sid  # the session's id (the write may name it by an alias)
-        self.named = write.session  # as the producer named it
-        self.session = session.copy() if session is not None else None
-        self.session_before = session.row if session is not None else None
-        self.tx_id = group.next_tx
-        self.index = 0
-        self.at = ""
-        self.staged: dict[tuple[str, Any], dict[str, Any] | None] = {}
-        self.appended: list[tuple[str, dict[str, Any]]] = []
-        self.dirty: list[tuple[str, Any]] = []
-        self.members: dict[str, branch.Membership] = {}
-        self.blobs: dict[str, tuple[bytes, str, str]] = {}
-        self.event_ids: list[int] = []
-        self.ids: dict[str, list[Any]] = {}
-        self.head_moves: list[dict[str, Any]] = []
-        self.new_sessions: dict[str, SessionState] = {}
-
-    # -- reading through the overlay ----------------------------------------------------
-    def get(self, table: Table, *key: Any) -> dict[str, Any] | None:
-        cache_key = (table.name, key)
-        if cache_key in self.staged:
-            return self.staged[cache_key]
-        return self.group.load_row(table, key)
-
-    def other_session(self, sid: str) -> SessionState | None:
-        if sid == self.sid:
-            return self.session
-        return self.group.load_session(sid)
-
-    def require_session(self) -> SessionState:
-        if self.session is None:
-            raise NotFoundError("session", self.sid, event_index=self.index)
-        return self.session
-
-    def require(self, table: Table, what: str, *key: Any) -> dict[str, Any]:
-        row = self.get(table, *key)
-        if row is None:
-            name = "/".join(str(k) for k in key)
-            raise NotFoundError(what, name, event_index=self.index)
-        return row
-
-    def head_members(self, head_id: str) -> branch.Membership:
-        for source in (self.members, self.group.members):
-            if head_id in source:
-                return source[head_id]
-        row = self.require(schema.heads, "head", head_id)
-        members = branch.load(msgspec.json.decode(self.group.blobs.get(row["state_blob"]))["members"])
-        self.group.members[head_id] = members
-        return members
-
-    # -- staging changes ----------------------------------------------------------------
-    def insert(self, table: Table, row: dict[str, Any]) -> None:
-        key = tuple(row[k] for k in KEYS[table.name])
-        self.staged[(table.name, key)] = row
-        if table.name in UPDATABLE:
-            self.dirty.append((table.name, key))
-        else:
-            self.appended.append((table.name, row))
-
-    def update(self, table: Table, row: dict[str, Any], **changes: Any) -> dict[str, Any]:
-        new = {**row, **changes}
-        key = tuple(new[k] for k in KEYS[table.name])
-        self.staged[(table.name, key)] = new
-        self.dirty.append((table.name, key))
-        return new
-
-    def next_id(self, kind: str, given: int | None) -> int:
-        session = self.require_session()
-        counters = session.counters
-        value = given if given is not None else counters[kind] + 1
-        if value > counters[kind]:
-            counters[kind] = value
-        self.ids.setdefault(kind, []).append(value)
-        return value
-
-    def stamp(self, kind: str, entity: str | None = None, entity_id: Any = None, *,
-              status: str | None = None, meta_blob: str | None = None) -> int:
-        """Record the current event in the audit log; returns its event id."""
-        session = self.require_session()
-        event_id = session.counters["event"] + 1
-        session.counters["event"] = event_id
-        branch.add(session.branch.setdefault(self.sid, []), event_id)
-        session.row["updated_at"] = self.at
-        self.appended.append(("events", {
-            "session_id": self.sid, "event_id": event_id, "type": kind, "at": self.at,
-            "write_id": self.write_id, "tx_id": self.tx_id, "entity": entity,
-            "entity_id": None if entity_id is None else str(entity_id), "status": status,
-            "meta_blob": meta_blob,
-        }))
-        self.event_ids.append(event_id)
-        return event_id
-
-    def payload(self, value: Any, kind: str, field_name: str) -> str:
-        """Stage a payload as a blob and return its id."""
-        settings = self.group.settings
-        try:
-            data, media = payload_bytes(value, settings.max_nesting_depth)
-        except PayloadError as exc:
-            raise ValidationError(str(exc), write_id=self.write_id, event_index=self.index,
-                                  field=field_name) from None
-        if len(data) > settings.max_payload_bytes:
-            raise ValidationError(
-                f"payload of {len(data)} bytes; at most {settings.max_payload_bytes}",
-                write_id=self.write_id, event_index=self.index, field=field_name)
-        bid = blob_id(data)
-        if bid not in self.blobs:
-            self.blobs[bid] = (data, kind, media)
-        return bid
-
-    def optional_payload(self, value: Any, kind: str, field_name: str) -> str | None:
-        return None if value is None else self.payload(value, kind, field_name)
-
-    def json_blob(self, value: Any, kind: str) -> str:
-        data = canonical_json(value)
-        bid = blob_id(data)
-        self.blobs.setdefault(bid, (data, kind, "application/json"))
-        return bid
 
 
 def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
@@ -273,7 +69,6 @@ class GroupCommit:
         self.conn, self.blobs, self.settings = conn, blobs, settings
 
     def run(self, raws: Sequence[Any]) -> list[dict[str, Any]]:
-        from .events import apply_event  # the handler table; imported late to keep layering obvious
 
         self.apply_event = apply_event
         at = now_iso()
