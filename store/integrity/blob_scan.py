@@ -30,9 +30,9 @@ from sqlalchemy import Connection, and_, false, func, or_, select, true, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from ..rows import schema
-from . import blob_files, blob_refs, scan_state
+from . import blob_files, blob_refs, scan_state, sqlite_check
 from .findings import Finding, Report
-from .hashing import Hashed, hash_file
+from .hashing import NOT_A_FILE, Hashed, hash_file
 from .partition import Partition
 from .reports import insert_report, save_report
 from .scan_worker import ProcessUnits
@@ -82,9 +82,23 @@ def scan_blobs(
     partition resumes it."""
     part = Partition.of(prefixes, partition)
     kind = "blob-scan/full" if full else "blob-scan/incremental"
+    now = now or datetime.now(UTC)
+    # SQLite's own check first (once per scan: by the partition that reports top-level names).
+    # Rows read from a damaged database cannot be trusted, so the blob scan then stops there.
+    pages = Report(kind, _iso(now), partition=part.name)
+    if part.reports_misnamed("") and not sqlite_check.check_databases(store.root, pages, full=full):
+        pages.finished_at = _iso(datetime.now(UTC))
+        pages.count("blob_scan_skipped")
+        try:
+            save_report(store, pages)
+        except Exception:  # noqa: BLE001 - a damaged database may refuse the history row too
+            pass
+        return pages
     scan = _BlobScan(store, part, kind, collect_orphans, grace_seconds, period_seconds, progress,
-                     checkpoint_seconds, now or datetime.now(UTC))
-    return scan.run(workers)
+                     checkpoint_seconds, now)
+    report = scan.run(workers)
+    report.counts.update(pages.counts)
+    return report
 
 
 @dataclass
@@ -344,6 +358,9 @@ def _verdict(row: Any, got: Hashed) -> tuple[str, str, dict[str, Any]] | None:
     blob_id = row.blob_id
     if got.missing:
         return None  # gone since the first read (a writer replaced it); the next scan looks again
+    if got.error == NOT_A_FILE:
+        return ("blob/not-a-file", f"{blob_id}: a symbolic link or other non-regular file holds the blob's name;"
+                " moved to quarantine", {"blob_id": blob_id, "file_intact": False})
     if got.error:
         return "blob/unreadable", f"{blob_id}: {got.error}", {"blob_id": blob_id, "error": got.error}
     intact = got.hexdigest == blob_id[7:]

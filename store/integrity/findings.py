@@ -21,9 +21,13 @@ TYPES: dict[str, tuple[Severity, str]] = {
     "blob/size-mismatch": ("error", "a blob file's size differs from the size its row records"),
     "blob/quarantined": ("error", "a blob was quarantined earlier and no write has restored it yet"),
     "blob/unreadable": ("error", "a blob file exists but cannot be read (permissions, I/O error)"),
+    "blob/not-a-file": ("error", "a blob's name holds a symbolic link or other non-regular file (moved to"
+                                 " quarantine; writing the same content again restores it)"),
     "blob/orphan": ("warning", "a blob file that no row references, older than the grace period"),
     "blob/temp-leftover": ("warning", "a temp file of an interrupted blob write, older than the grace period"),
     "blob/bad-name": ("warning", "a file or directory in the blob tree whose name or place is not a blob's"),
+    "sqlite/corrupt": ("error", "SQLite's own check (quick_check / integrity_check) found damaged pages or"
+                                " b-trees in store.sqlite or index.sqlite"),
     "head/state-unreadable": ("error", "a head's state blob is missing, corrupt or not a head state"),
     "head/state-mismatch": ("error", "a head's state blob disagrees with its head row or its session's events"),
     "ref/dangling": ("error", "a row points at a session, head, row or blob that does not exist"),

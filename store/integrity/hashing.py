@@ -8,11 +8,14 @@ never moves, deletes or marks anything: it only reads and reports.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import NamedTuple
 
 import blake3
 
+#: the error of a blob name that holds a symbolic link (never followed: its target is outside the blob tree)
+NOT_A_FILE = "not a regular file"
 #: files at least this big are hashed with several threads each (blake3's own parallelism)
 BIG_FILE = 4 * 1024 * 1024
 
@@ -24,7 +27,7 @@ class Hashed(NamedTuple):
 
     hexdigest: str | None
     size: int
-    error: str | None = None  # "missing" or "unreadable: ..."
+    error: str | None = None  # "missing", NOT_A_FILE or "unreadable: ..."
 
     @property
     def missing(self) -> bool:
@@ -34,10 +37,12 @@ class Hashed(NamedTuple):
 def hash_file(path: str, expected_size: int | None = None) -> Hashed:
     """Read and hash one file: at most `expected_size` + 1 bytes when given, else all of it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return Hashed(None, -1, "missing")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link at the blob's name
+            return Hashed(None, -1, NOT_A_FILE)
         return Hashed(None, -1, f"unreadable: {exc.strerror}")
     try:
         if expected_size is not None:
