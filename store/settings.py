@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     blob_io_processes: int = 2
     #: SQLite `synchronous` pragma: FULL (default, durable on power loss) or NORMAL
     sqlite_synchronous: str = "FULL"
+    #: how long a statement waits for another process's lock on store.sqlite before it fails
+    #: (the writer then keeps the group and retries it, backing off)
+    sqlite_busy_timeout_ms: int = 10_000
     #: limits that make hostile input a clean rejection
     max_payload_bytes: int = 16 * 1024 * 1024
     max_write_bytes: int = 64 * 1024 * 1024

@@ -39,7 +39,7 @@ class Store:
         self.root = root
         self.settings = settings
         self.blobs = BlobStore(root)
-        self.engine = open_engine(root / "store.sqlite", settings.sqlite_synchronous)
+        self.engine = open_engine(root / "store.sqlite", settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
         self.schema_version = migrate(self.engine, str(root))
 
     @classmethod

@@ -19,6 +19,8 @@ from . import routing, schedule
 
 #: written by `sessiondb up` when it starts its private Redis, read by later commands
 BROKER_FILE = "fleet/broker_url"
+#: kombu's Redis transport with an atomic pop of the `writes` queue (see tasks/broker.py)
+BROKER_TRANSPORT = "sessiondb.tasks.broker:Transport"
 #: the conventional local Redis: only a last resort for a bare `celery -A sessiondb.tasks ...`
 FALLBACK_BROKER = "redis://127.0.0.1:6379/0"
 
@@ -42,7 +44,9 @@ def make_app(settings: Settings) -> Celery:
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     # body_encoding utf-8: a JSON body travels as it is, not base64 inside the JSON envelope
     # (a third less to send and store, no base64 on either side); messages of either kind decode
-    broker_transport = {**transport, "body_encoding": "utf-8"}
+    # priority_steps [0]: one Redis list per queue (no priorities), so the writer can pop `writes`
+    # with one atomic BLMOVE (tasks/broker.py)
+    broker_transport = {**transport, "body_encoding": "utf-8", "priority_steps": [0]}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -53,6 +57,7 @@ def make_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         broker_transport_options=broker_transport,
+        broker_transport=BROKER_TRANSPORT if broker.startswith(("redis://", "rediss://")) else None,
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_queues=routing.TASK_QUEUES,

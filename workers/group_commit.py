@@ -41,6 +41,7 @@ class Delivery:
     ack: Any = None
     reject: Any = None
     receipts: list[Receipt] = field(default_factory=list)
+    widened: bool = False  # the prefetch window was widened for it (narrowed again when it is settled)
 
 
 def commit_group(store: Store, deliveries: Sequence[Delivery]) -> None:

@@ -17,6 +17,13 @@ then, in this order:
    that returns the same receipts);
 3. the indexer is poked (debounced, never waited for).
 
+A group that cannot be committed now (store.sqlite locked, disk failure) or whose
+receipts cannot be delivered stays in the buffer, unacknowledged and in order, and is
+retried with backoff (`RETRY_FIRST_S` .. `RETRY_MAX_S`); it is never requeued, so no
+requeue can reorder or drop it. The `writes` queue is popped atomically into
+`writes.inflight` (tasks/broker.py), so a kill at any moment leaves every message
+somewhere the next writer restores it from (workers/takeover.py).
+
 The prefetch window is widened by one per buffered message (as Celery does for ETA
 tasks) so a group can span many messages. Only a process that holds the writer lock
 (`workers.lock`, taken by `workers.writer_step`) ever commits. This module must never
@@ -43,6 +50,10 @@ from .lock import WriterLock
 from .notify import IndexNotifier
 
 log = logging.getLogger("sessiondb.writer")
+
+#: a group that could not be committed is retried after this, doubling up to RETRY_MAX_S
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 10.0
 
 
 class WriterRuntime:
@@ -78,38 +89,45 @@ class WriterRuntime:
         except redis.RedisError:
             return False
 
-    def run_group(self, deliveries: list[Delivery], consumer: Any) -> None:
+    def run_group(self, deliveries: list[Delivery], consumer: Any) -> bool:
+        """Commit one group, deliver its receipts, acknowledge it; False: keep it and retry later.
+
+        A group that cannot be committed now (the database is locked or the disk fails) or
+        whose receipts cannot be delivered (Redis is away) stays with the caller, in order and
+        unacknowledged (so recorded in Redis' `unacked` hash: a crash meanwhile loses
+        nothing), and is retried as a whole: write ids make a second commit of the same
+        writes return their stored receipts."""
         if not self.lock.try_acquire():  # a worker that never took the lock must not write
             log.error("not the writer (writer.lock is held by another process): requeueing %d messages",
                       len(deliveries))
             self.requeue(deliveries, consumer)
-            return
+            return True
         store = self.ready()
         started = time.perf_counter()
         try:
             commit_group(store, deliveries)
         except RetryLater as exc:
-            log.error("group commit failed, requeueing %d messages: %s", len(deliveries), exc)
-            self.requeue(deliveries, consumer)
-            time.sleep(1.0)
-            return
+            log.error("group commit of %d messages failed; it is kept and retried: %s", len(deliveries), exc)
+            return False
         seconds = time.perf_counter() - started
         flat = [r for d in deliveries for r in d.receipts]
         rejected = sum(r.get("status") == "rejected" for r in flat)
         try:
             self._deliver(deliveries, len(flat), rejected, seconds)
         except redis.RedisError:
-            # Leave the messages unacknowledged: redelivery re-sends the (stored) receipts.
-            log.exception("could not deliver receipts; the messages stay unacknowledged")
-            return
+            log.exception("could not deliver receipts of %d messages; the group is kept and retried",
+                          len(deliveries))
+            return False
         for delivery in deliveries:
             delivery.ack(log, consumer.connection_errors)
-            consumer.qos.decrement_eventually()
+            if delivery.widened:
+                consumer.qos.decrement_eventually()
         assert self.notifier is not None
         self.notifier.poke()
         self._events(deliveries, consumer, seconds)
         log.debug("group of %d writes in %d messages committed in %.1f ms (%d rejected)",
                   len(flat), len(deliveries), seconds * 1000, rejected)
+        return True
 
     def _deliver(self, deliveries: list[Delivery], writes: int, rejected: int, seconds: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -134,7 +152,8 @@ class WriterRuntime:
                 delivery.reject(log, consumer.connection_errors, False)  # already restored: just forget it
             else:
                 delivery.reject(log, consumer.connection_errors, True)
-            consumer.qos.decrement_eventually()
+            if delivery.widened:
+                consumer.qos.decrement_eventually()
 
     def _events(self, deliveries: list[Delivery], consumer: Any, seconds: float) -> None:
         eventer = consumer.event_dispatcher
@@ -144,6 +163,10 @@ class WriterRuntime:
             done = sum(r.get("status") == "committed" for r in delivery.receipts)
             eventer.send("task-succeeded", uuid=delivery.task_id, runtime=seconds,
                          result=repr({"committed": done, "rejected": len(delivery.receipts) - done}))
+
+
+def _count(writes: Any) -> int:
+    return len(writes) if isinstance(writes, list) else 1
 
 
 def _unpack(message: Any, body: Any) -> tuple[Any, Any]:
@@ -165,7 +188,7 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
     eventer = consumer.event_dispatcher
     max_gather_s = wait_s * runtime.settings.group_commit_max_extensions
     buffer: list[Delivery] = []
-    state: dict[str, Any] = {"writes": 0, "timer": None, "first_at": 0.0}
+    state: dict[str, Any] = {"writes": 0, "timer": None, "first_at": 0.0, "retry_s": 0.0}
 
     def on_timer() -> None:
         # A backlog is waiting in Redis: keep gathering (bounded) so the group is big, instead of
@@ -188,13 +211,19 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         if not group:
             return
         try:
-            runtime.run_group(group, consumer)
-        except Exception:  # noqa: BLE001 - a bug here must not leave messages stuck or stop the writer
-            log.exception("group of %d messages failed unexpectedly; requeueing them", len(group))
-            try:
-                runtime.requeue(group, consumer)
-            except Exception:  # noqa: BLE001 - broker gone: the consumer restart restores them
-                log.exception("could not requeue; they are restored when the consumer restarts")
+            done = runtime.run_group(group, consumer)
+        except Exception:  # noqa: BLE001 - a bug here must not lose messages or stop the writer
+            log.exception("group of %d messages failed unexpectedly; it is kept and retried", len(group))
+            done = False
+        if done:
+            state["retry_s"] = 0.0
+            return
+        # Keep the group at the front of the buffer, unacknowledged, and try again later (backing
+        # off); messages that arrive meanwhile queue up behind it, in order.
+        buffer[:0] = group
+        state["writes"] = sum(_count(d.writes) for d in buffer)
+        state["retry_s"] = min(max(2 * state["retry_s"], RETRY_FIRST_S), RETRY_MAX_S)
+        state["timer"] = consumer.timer.call_after(state["retry_s"], flush)
 
     def handler(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **__: Any) -> None:
         try:
@@ -207,11 +236,16 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         task_id = (message.headers or {}).get("id") or ""
         delivery = Delivery(task_id, writes, reply_to, message, ack, reject)
         buffer.append(delivery)
-        consumer.qos.increment_eventually()
-        state["writes"] += len(writes) if isinstance(writes, list) else 1
+        retrying = state["retry_s"] > 0
+        if not retrying:  # while a group waits for its retry, the prefetch window stops new deliveries
+            consumer.qos.increment_eventually()
+            delivery.widened = True
+        state["writes"] += _count(writes)
         if eventer and eventer.enabled:
             eventer.send("task-received", uuid=task_id, name=routing.COMMIT,
                          args=f"[<{state['writes']} writes buffered>]", kwargs="{}", retries=0, eta=None)
+        if retrying:
+            return  # the retry timer flushes everything, in order
         if state["writes"] >= max_writes:
             flush()
         elif state["timer"] is None:

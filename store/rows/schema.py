@@ -331,7 +331,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_engine(path: Path, synchronous: str = "FULL") -> Engine:
+def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> Engine:
     """An engine on store.sqlite with WAL, the chosen `synchronous`, and explicit BEGINs.
 
     pysqlite's own implicit transaction handling would break savepoints, so autocommit is
@@ -347,7 +347,7 @@ def open_engine(path: Path, synchronous: str = "FULL") -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 

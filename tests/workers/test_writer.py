@@ -6,11 +6,13 @@ Real redis-server, real `sessiondb worker writer` subprocesses, real store roots
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 import uuid
 
 from fleet_fixtures import expected_contents, messages_of, wait_until
 
+from sessiondb.store import NotFoundError
 from sessiondb.tasks import SessionClient
 from sessiondb.tasks.routing import COMMIT, WRITES
 from sessiondb.workers.lock import holder_pid
@@ -85,10 +87,106 @@ def test_kill_9_the_writer_mid_stream_loses_nothing_and_applies_nothing_twice(fl
     with fleet.store() as store:
         for prefix, result in results.items():
             assert {r[1] for r in result["receipts"]} == {"committed"}
-            # once each. (Order is kept across a takeover too, except for a message kombu lost between
-            # BRPOP and recording it as unacked; the producer resends that one, so it lands later.)
-            assert sorted(messages_of(store, prefix)) == sorted(expected_contents(prefix, count))
+            assert messages_of(store, prefix) == expected_contents(prefix, count)  # once each, in order
     assert int(fleet.stats()["groups"]) > 3
+
+
+def test_a_message_handed_to_the_writer_during_a_stuck_commit_survives_its_kill_9(fleet):
+    # The targeted probe: the writer's commit is stuck behind an outside lock on store.sqlite,
+    # a second message reaches Redis meanwhile and leaves `writes` (kombu's outstanding pop
+    # takes it), then the writer is killed. Nobody resends it: only the broker keeps it.
+    writer = fleet.writer()
+    app = fleet.app
+
+    def send(write_id: str, events: list[dict]) -> None:  # published when this returns; never resent
+        app.send_task(COMMIT, args=[[{"write_id": write_id, "session": "p", "events": events}]], ignore_result=True)
+
+    send("p-start", [{"type": "session/started"}])
+    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 60, "the start write")
+    outside = sqlite3.connect(fleet.root / "store.sqlite", timeout=60)
+    outside.execute("BEGIN IMMEDIATE")  # the writer's next commit waits on this
+    try:
+        send("p-1", [{"type": "message/added", "role": "user", "content": "one"}])
+        wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 1, 60,
+                   "the writer to take the first message")
+        time.sleep(0.5)  # its group is committing now: stuck on the lock
+        send("p-2", [{"type": "message/added", "role": "user", "content": "two"}])
+        wait_until(lambda: fleet.redis.llen(WRITES) == 0, 60, "the second message to leave the queue")
+        fleet.kill9(writer)
+    finally:
+        outside.rollback()
+        outside.close()
+    fleet.writer()
+
+    def committed() -> list[str]:
+        with fleet.store() as store:
+            return messages_of(store, "p")
+
+    wait_until(lambda: len(committed()) >= 2, 60, "both messages committed after the restart")
+    assert committed() == ["one", "two"]
+    assert fleet.redis.llen("writes.inflight") == 0
+
+
+def test_a_store_locked_from_outside_for_several_retry_periods_loses_no_message(fleet):
+    # Each commit gives up after the busy timeout (1 s here); the writer keeps the group and
+    # retries it, backing off, while more messages queue behind it. Nobody resends.
+    fleet.extra_env["SESSIONDB_SQLITE_BUSY_TIMEOUT_MS"] = "1000"
+    writer = fleet.writer()
+    app = fleet.app
+    app.send_task(COMMIT, args=[[{"write_id": "l-start", "session": "l", "events": [{"type": "session/started"}]}]])
+
+    def committed() -> list[str] | None:
+        with fleet.store() as store:
+            try:
+                return messages_of(store, "l")
+            except NotFoundError:
+                return None
+
+    wait_until(lambda: committed() == [], 60, "the start write")
+    outside = sqlite3.connect(fleet.root / "store.sqlite", timeout=60)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
+        for k in range(6):
+            app.send_task(COMMIT, args=[[{"write_id": f"l-{k}", "session": "l", "events": [
+                {"type": "message/added", "role": "user", "content": f"l:{k}"}]}]], ignore_result=True)
+            time.sleep(0.7)
+        wait_until(lambda: fleet.log(writer).count(b"kept and retried") >= 3, 90, "three failed retries")
+    finally:
+        outside.rollback()
+        outside.close()
+
+    wait_until(lambda: len(committed()) >= 6, 60, "every message committed once the store is free")
+    assert committed() == expected_contents("l", 6)
+    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 30, "every message acked")
+
+
+NEVER = "1000000"  # a producer that never resends: only the broker and the writer keep its writes
+
+
+def test_kill_9_while_messages_arrive_during_commits_loses_none_even_without_resend(fleet):
+    # Messages that reach Redis while the writer commits are handed over at once (the writer
+    # pops `writes` atomically into `writes.inflight`, tasks/broker.py); a kill -9 at any
+    # moment leaves each of them in the queue, in flight or unacked, and the next writer
+    # gives them back in order. The producers never resend, so a lost message would never
+    # get its receipt.
+    writer = fleet.writer()
+    count = 1500
+    producers = {f"n{i}": fleet.producer(f"n{i}", count, NEVER) for i in range(3)}
+    rng = random.Random(11)
+    kills = 0
+    while kills < 6 and any(p.poll() is None for p in producers.values()):
+        wait_until(lambda w=writer: f"writes:{w.pid}" in fleet.stats(), 60, "the writer to commit something")
+        time.sleep(rng.uniform(0.0, 0.2))
+        fleet.kill9(writer)
+        kills += 1
+        writer = fleet.writer()
+    assert kills >= 3
+    results = {prefix: fleet.producer_result(proc, timeout=240) for prefix, proc in producers.items()}
+    with fleet.store() as store:
+        for prefix, result in results.items():
+            assert {r[1] for r in result["receipts"]} == {"committed"}
+            assert messages_of(store, prefix) == expected_contents(prefix, count)  # once each, in order
+    assert fleet.redis.llen("writes.inflight") == 0
 
 
 def test_a_second_writer_waits_as_standby_and_takes_over_when_the_first_dies(fleet):
