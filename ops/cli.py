@@ -68,10 +68,16 @@ def alias(name: str, session: str, root: Path | None = RootOpt, as_json: bool = 
 
 def read_jsonl(file: Path) -> list[dict[str, Any]]:
     try:
+        data = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows PowerShell's `>` writes UTF-16
+        fail(f"{file} is UTF-16: save it as UTF-8 (e.g. `Out-File -Encoding utf8`)")
+    try:
         # utf-8-sig: editors on Windows (and PowerShell's Out-File) start the file with a BOM
-        lines = file.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {file}: {exc}")
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        fail(f"cannot read {file}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8")
     writes = []
     for number, line in enumerate(lines, 1):
         if line.strip():

@@ -166,3 +166,22 @@ def test_a_jsonl_file_with_a_bom_a_typo_and_a_resend(fleet, tmp_path):
         assert messages_of(store, "b") == ["a"]
     stats = wait_until(lambda: (s := fleet.stats()) and int(s.get("writes", 0)) == 9 and s, 60, "the counters")
     assert (stats["committed"], stats["duplicate"], stats["rejected"]) == ("2", "4", "3")
+
+
+def test_a_demo_run_again_reports_every_write_as_a_duplicate(fleet):
+    from sessiondb.ops import fleet_demo
+
+    fleet.writer()
+    first = fleet_demo.run(fleet.settings, 1, 2, env=fleet.env)
+    again = fleet_demo.run(fleet.settings, 1, 2, env=fleet.env)
+    assert [(r["committed"], r["duplicate"], r["rejected"]) for r in first] == [(4, 0, 0), (4, 0, 0)]
+    # what `sessiondb demo` run twice reported as "committed" was written once: the second run wrote nothing
+    assert [(r["committed"], r["duplicate"], r["rejected"]) for r in again] == [(0, 4, 0), (0, 4, 0)]
+
+
+def test_a_utf16_jsonl_file_is_one_line_saying_what_to_do(tmp_path):
+    path = tmp_path / "writes.jsonl"
+    path.write_text('{"session": "s", "events": [{"type": "session/started"}]}\n', encoding="utf-16")
+    done = subprocess.run([*CLI, "write", str(path)], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "is UTF-16: save it as UTF-8" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
