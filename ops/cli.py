@@ -1,6 +1,7 @@
 """The `sessiondb` command: a thin skin over library calls, one function per command.
 
-Reads (`view`, `history`, ...) open the store root directly. `write` and `demo` go
+Reads (`view`, `history`, ...) open the store root directly, read-only (they never create,
+migrate or change anything; `cli_common.open_store`). `write` and `demo` go
 through the fleet (the broker and the single writer); `up`, `worker`, `beat` and
 `flower` run the fleet (`ops.fleet`, `workers.roles`, `ops.flower`). Every read command
 takes `--root` and `--json`. A user mistake (unknown session, bad file, a rejected
@@ -19,7 +20,7 @@ import typer
 from rich.table import Table
 
 from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out, settings_for
-from sessiondb.store import Settings, StoreError
+from sessiondb.store import Settings, StoreError, receipt_counts
 
 
 @app.command()
@@ -61,15 +62,22 @@ def counters(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt)
 @app.command()
 def alias(name: str, session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Point the unique alias NAME at SESSION."""
-    with open_store(root) as store:
+    with open_store(root, write=True) as store:
         emit(store.write_alias(name, session), as_json)
 
 
 def read_jsonl(file: Path) -> list[dict[str, Any]]:
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {file}: {exc}")
+        data = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows PowerShell's `>` writes UTF-16
+        fail(f"{file} is UTF-16: save it as UTF-8 (e.g. `Out-File -Encoding utf8`)")
+    try:
+        # utf-8-sig: editors on Windows (and PowerShell's Out-File) start the file with a BOM
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        fail(f"cannot read {file}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8")
     writes = []
     for number, line in enumerate(lines, 1):
         if line.strip():
@@ -102,7 +110,7 @@ def write(file: Path, wait: bool = typer.Option(False, "--wait", help="wait for 
             return
         receipts = [h.receipt(timeout=timeout) for h in handles]
     rejected = [r for r in receipts if r["status"] == "rejected"]
-    emit(receipts if as_json else {"committed": len(receipts) - len(rejected), "rejected": len(rejected)}, as_json)
+    emit(receipts if as_json else receipt_counts(receipts), as_json)
     for r in rejected:
         err.print(f"rejected {r['write_id']}: {r['error']['message']}", highlight=False)
     if rejected:

@@ -36,9 +36,15 @@ def settings_for(root: Path | None) -> Settings:
     return Settings.from_env(root=str(root)) if root else Settings.from_env()
 
 
-def open_store(root: Path | None, must_exist: bool = True) -> Store:
+def open_store(root: Path | None, write: bool = False) -> Store:
+    """The store at `--root`, read-only unless the command writes: a read command never
+    creates, migrates or changes anything, and a missing root, a file that is not a
+    sessiondb store or a newer schema raise a StoreError that `main` prints as one line.
+    A writing command also needs an existing store (a typo'd --root must not create one)."""
     settings = settings_for(root)
-    if must_exist and not (Path(settings.root) / "store.sqlite").exists():
+    if not write:
+        return Store.open(settings.root, settings, readonly=True)
+    if not (Path(settings.root) / "store.sqlite").exists():
         fail(f"no store at {settings.root} (set --root or SESSIONDB_ROOT)")
     return Store.open(settings.root, settings)
 

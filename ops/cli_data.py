@@ -95,7 +95,7 @@ def query(edn: str = typer.Argument(..., help="the query, e.g. '[:find ?m (count
 @index_app.command("status")
 def index_status(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Watermark, the store's last tx, lag and quarantined batches."""
-    with open_store(root) as store, Index.open(store.root) as index:
+    with open_store(root) as store, Index.open(store.root, create=False) as index:
         emit(index.status(), as_json)
 
 
@@ -132,13 +132,18 @@ def show(report: Report, as_json: bool) -> None:
 
 @app.command()
 def scan(full: bool = typer.Option(False, "--full", help="re-hash every blob (default: incremental)"),
+         quarantine: bool = typer.Option(False, "--quarantine",
+                                         help="repair: move corrupt files to quarantine/ and record the scan"),
          collect_orphans: bool = typer.Option(False, "--collect-orphans",
-                                              help="delete orphan blob files past the grace period"),
+                                              help="repair: delete orphan blob files past the grace period"
+                                                   " (implies --quarantine)"),
          root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
-    """Re-hash blob files; find missing, corrupt, orphan and leftover files (corrupt ones are quarantined)."""
-    with open_store(root) as store, progress_bar("scanning", as_json) as bar:
+    """Re-hash blob files; find missing, corrupt, orphan and leftover files. Read-only unless a repair flag
+    is given (--quarantine, --collect-orphans)."""
+    repair = quarantine or collect_orphans
+    with open_store(root, write=repair) as store, progress_bar("scanning", as_json) as bar:
         settings = store.settings
-        report = scan_blobs(store, full=full, collect_orphans=collect_orphans,
+        report = scan_blobs(store, full=full, collect_orphans=collect_orphans, repair=repair,
                             grace_seconds=settings.scan_grace_seconds, period_seconds=settings.scan_period_seconds,
                             workers=settings.scan_workers or None, progress=bar)
     show(report, as_json)
@@ -147,7 +152,10 @@ def scan(full: bool = typer.Option(False, "--full", help="re-hash every blob (de
 @app.command()
 def check(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Rows vs blobs vs heads vs the index: dangling references, bad head states, counters, transcripts."""
-    with open_store(root) as store, Index.open(store.root) as index, progress_bar("checking", as_json) as bar:
-        report = check_consistency(store, index=index, max_index_lag=store.settings.index_max_lag,
-                                   index_sample=store.settings.index_check_sample, progress=bar)
+    # read-only: the report is not added to the store's scan history, and a missing index is skipped, not made
+    with (open_store(root) as store, Index.open(store.root, create=False) as index,
+          progress_bar("checking", as_json) as bar):
+        report = check_consistency(store, index=index if index.exists() else None,
+                                   max_index_lag=store.settings.index_max_lag,
+                                   index_sample=store.settings.index_check_sample, progress=bar, save=False)
     show(report, as_json)

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from sessiondb.store import Settings
+from sessiondb.store import Settings, receipt_counts
 from sessiondb.tasks import SessionClient
 
 from .demo import agent_session, fork_and_invoke
@@ -36,9 +36,14 @@ def produce(settings: Settings, index: int, turns: int) -> dict[str, Any]:
     with SessionClient(settings) as client:
         handles = [client.submit(w) for w in agent_session(agent_name(index), turns, seed=index)]
         receipts = [h.receipt(timeout=RECEIPT_TIMEOUT_S) for h in handles]
-    rejected = [r for r in receipts if r["status"] != "committed"]
-    return {"agent": agent_name(index), "writes": len(receipts), "rejected": len(rejected),
-            "errors": [r["error"]["message"] for r in rejected][:3], "seconds": time.perf_counter() - started}
+    return {"agent": agent_name(index), **outcome(receipts), "seconds": time.perf_counter() - started}
+
+
+def outcome(receipts: list[dict[str, Any]]) -> dict[str, Any]:
+    """writes, committed / duplicate / rejected counts and the first errors of some receipts
+    (a demo run again on the same root re-sends the same write ids: all duplicate)."""
+    errors = [r["error"]["message"] for r in receipts if r["status"] == "rejected"][:3]
+    return {"writes": len(receipts), **receipt_counts(receipts), "errors": errors}
 
 
 def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -55,9 +60,7 @@ def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None 
     with SessionClient(settings) as client:
         handles = [client.submit(w) for w in fork_and_invoke(parent, f"{parent}-fork", f"{parent}-child")]
         receipts = [h.receipt(timeout=RECEIPT_TIMEOUT_S) for h in handles]
-    rejected = [r for r in receipts if r["status"] != "committed"]
-    results.append({"agent": f"{parent}-fork+child", "writes": len(receipts), "rejected": len(rejected),
-                    "errors": [r["error"]["message"] for r in rejected][:3], "seconds": 0.0})
+    results.append({"agent": f"{parent}-fork+child", **outcome(receipts), "seconds": 0.0})
     return results
 
 

@@ -2,7 +2,7 @@
 
 Flower exports task and worker metrics from Celery events. This collector adds, read
 from Redis at scrape time: the depth of every sessiondb queue, the writer's group-commit
-counters (`workers.stats`: groups, writes, committed, rejected writes, refused messages,
+counters (`workers.stats`: groups, writes, committed, duplicate and rejected writes, refused messages,
 commit time) and its last group's size and latency; and, when the Flower process can see
 the store root, the index lag and quarantined batches (`store.index`). Registered in the
 default prometheus_client registry of the Flower process. Must never write anything.
@@ -22,8 +22,9 @@ from sessiondb.workers import stats
 
 COUNTERS = {
     "groups": "group commits done by the writer",
-    "writes": "writes handled by the writer (committed + rejected)",
-    "committed": "writes committed",
+    "writes": "writes handled by the writer (committed + duplicate + rejected)",
+    "committed": "writes committed (new: a re-sent write id counts as duplicate)",
+    "duplicate": "re-sent writes whose write id was already applied (their stored receipt returned, nothing written)",
     "rejected": "writes rejected (rejection receipts; also in the store's dead letters)",
     "refused": "broker messages refused (pickle or other disallowed content)",
     "commit_seconds_total": "seconds spent in group commits",

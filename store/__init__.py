@@ -9,14 +9,17 @@ from .errors import (
     CorruptBlobError,
     HeadConflictError,
     InternalError,
+    NoStoreError,
+    NotAStoreError,
     NotFoundError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StoreError,
     ValidationError,
     WriteFailedError,
 )
 from .settings import Settings
-from .store import Store, raise_for
+from .store import Store, raise_for, receipt_counts
 
 __all__ = [
     "AliasConflictError",
@@ -24,7 +27,10 @@ __all__ = [
     "CorruptBlobError",
     "HeadConflictError",
     "InternalError",
+    "NoStoreError",
+    "NotAStoreError",
     "NotFoundError",
+    "ReadOnlyStoreError",
     "SchemaVersionError",
     "Settings",
     "Store",
@@ -32,4 +38,5 @@ __all__ = [
     "ValidationError",
     "WriteFailedError",
     "raise_for",
+    "receipt_counts",
 ]

@@ -59,6 +59,7 @@ class ValidationError(StoreError):
         write_id: str | None = None,
         event_index: int | None = None,
         field: str | None = None,
+        **data: Any,
     ) -> None:
         where = []
         if write_id is not None:
@@ -68,8 +69,10 @@ class ValidationError(StoreError):
         if field is not None:
             where.append(f"field {field!r}")
         prefix = (", ".join(where) + ": ") if where else ""
-        super().__init__(prefix + message, write_id=write_id, event_index=event_index, field=field)
+        super().__init__(prefix + message, write_id=write_id, event_index=event_index, field=field, **data)
         self.write_id, self.event_index, self.field = write_id, event_index, field
+        for name, value in self.data.items():  # e.g. `suggestion` for an unknown event type
+            setattr(self, name, value)
 
 
 class WriteFailedError(StoreError):
@@ -145,15 +148,62 @@ class CorruptBlobError(StoreError):
 
 
 class SchemaVersionError(StoreError):
-    """The store root was written by a newer sessiondb than this one."""
+    """The store root was written by a newer sessiondb than this one, or (opened read-only,
+    which never migrates) by an older one."""
 
     kind = "store/schema-version"
 
     def __init__(self, root: str, found: int, supported: int) -> None:
+        if found > supported:
+            advice = f"this sessiondb supports up to {supported}; upgrade sessiondb to open it"
+        else:
+            advice = (f"older than this sessiondb's {supported}, and a read-only open never migrates;"
+                      " open it for writing once (start its writer, e.g. `sessiondb up`) to migrate it")
         super().__init__(
-            f"store at {root} has schema version {found}, this sessiondb supports up to {supported};"
-            " upgrade sessiondb to open it",
+            f"store at {root} has schema version {found}, {advice}",
             root=root,
             found=found,
             supported=supported,
         )
+        self.root, self.found, self.supported = root, found, supported
+
+
+class NoStoreError(StoreError):
+    """A read-only open found no store: the root or its store.sqlite does not exist."""
+
+    kind = "store/missing"
+
+    def __init__(self, root: str, reason: str) -> None:
+        super().__init__(
+            f"no sessiondb store at {root} ({reason}); check the store root (--root or SESSIONDB_ROOT)",
+            root=root,
+            reason=reason,
+        )
+        self.root, self.reason = root, reason
+
+
+class NotAStoreError(StoreError):
+    """store.sqlite exists but is not a sessiondb store: not SQLite at all, an empty SQLite
+    database (read-only), or another program's database. Nothing was changed."""
+
+    kind = "store/not-a-store"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"{path} is not a sessiondb store ({reason}); point --root (or SESSIONDB_ROOT) at a sessiondb"
+            " store root, or move the file away",
+            path=path,
+            reason=reason,
+        )
+        self.path, self.reason = path, reason
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write on a store opened with `readonly=True`."""
+
+    kind = "store/read-only"
+
+    def __init__(self, root: str) -> None:
+        super().__init__(f"store at {root} was opened read-only; open it without readonly=True to write",
+                         root=root)
+        self.root = root

@@ -5,6 +5,8 @@
     store.view("s1")            # the current branch
     store.view("s1#h3")         # the state of one immutable head
 
+    store = Store.open("var/store", readonly=True)   # reads only: creates and migrates nothing
+
 Owns the store root (store.sqlite, blobs/, quarantine/), opening and migrating it, and
 running group commits and read views each in one SQLite transaction. It never imports
 Celery: the workers drive it.
@@ -20,9 +22,9 @@ from sqlalchemy import Connection
 
 from . import views
 from .blobs import BlobStore
-from .errors import StoreError
+from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError
 from .gc_pause import gc_paused
-from .rows.schema import migrate, open_engine
+from .rows.schema import check_adoptable, check_readable, migrate, open_engine
 from .settings import Settings
 from .writes.commit import GroupCommit
 
@@ -34,19 +36,67 @@ def raise_for(receipt: dict[str, Any]) -> dict[str, Any]:
     raise StoreError.from_dict(receipt["error"])
 
 
+def receipt_counts(receipts: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many receipts are `committed` (new), `duplicate` (a write id already applied:
+    nothing written) and `rejected`; the three add up to the number of receipts."""
+    counts = {"committed": 0, "duplicate": 0, "rejected": 0}
+    for receipt in receipts:
+        if receipt.get("status") == "rejected":
+            counts["rejected"] += 1
+        elif receipt.get("duplicate"):
+            counts["duplicate"] += 1
+        else:
+            counts["committed"] += 1
+    return counts
+
+
 class Store:
-    def __init__(self, root: Path, settings: Settings) -> None:
+    def __init__(self, root: Path, settings: Settings, *, readonly: bool = False) -> None:
         self.root = root
         self.settings = settings
-        self.blobs = BlobStore(root)
-        self.engine = open_engine(root / "store.sqlite", settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
-        self.schema_version = migrate(self.engine, str(root))
+        self.readonly = readonly
+        path = root / "store.sqlite"
+        if not readonly:
+            check_adoptable(path)
+        self.engine = open_engine(path, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms, readonly=readonly)
+        try:
+            # the file is checked before anything else is touched: a bad one is reported, not adopted
+            if readonly:
+                self.schema_version = check_readable(self.engine, path, str(root))
+            else:
+                self.schema_version = migrate(self.engine, str(root), path)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.blobs = BlobStore(root, readonly=readonly)
 
     @classmethod
-    def open(cls, root: str | Path, settings: Settings | None = None) -> Store:
+    def open(cls, root: str | Path, settings: Settings | None = None, *, readonly: bool = False) -> Store:
+        """Open (and create, and migrate) the store at `root`.
+
+        `readonly=True` opens an existing store as it is, through SQLite's `mode=ro`: it
+        never creates, migrates or changes a file or directory. It raises NoStoreError for
+        a missing root or store.sqlite, NotAStoreError for a file that is not a sessiondb
+        store (not SQLite, an empty or a foreign database) and SchemaVersionError for any
+        other schema version. Writes on a read-only store fail; reads work as usual.
+        A writable open also refuses a foreign database or a file that is not SQLite."""
         path = Path(root)
+        settings = settings or Settings.from_env(root=str(path))
+        if readonly:
+            if not path.is_dir():
+                raise NoStoreError(str(path), "no such directory" if not path.exists() else "not a directory")
+            if not (path / "store.sqlite").exists():
+                raise NoStoreError(str(path), "it has no store.sqlite")
+            if not (path / "store.sqlite").is_file():
+                raise NotAStoreError(str(path / "store.sqlite"), "not a file")
+            return cls(path, settings, readonly=True)
         path.mkdir(parents=True, exist_ok=True)
-        return cls(path, settings or Settings.from_env(root=str(path)))
+        return cls(path, settings)
+
+    @classmethod
+    def open_readonly(cls, root: str | Path, settings: Settings | None = None) -> Store:
+        """`Store.open(root, settings, readonly=True)`."""
+        return cls.open(root, settings, readonly=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -66,6 +116,8 @@ class Store:
         Returns only after the transaction and every blob it references are durable."""
         if not writes:
             return []
+        if self.readonly:
+            raise ReadOnlyStoreError(str(self.root))
         with self.engine.connect() as conn:
             conn.info["begin"] = "BEGIN IMMEDIATE"
             with conn.begin(), gc_paused():

@@ -13,7 +13,9 @@ write never waits, and under load the writes that arrive while others are in fli
 a message (each message costs the writer about a millisecond of Celery work, whatever it
 holds).
 
-Receipts come back on this client's own Redis list (`tasks.receipts`). A write that has
+Receipts come back on this client's own Redis list (`tasks.receipts`). A write id the
+store had already applied comes back as its stored receipt (`status` "committed", the
+original `tx_id`) with `"duplicate": true`. A write that has
 no receipt after `resend_after_s` is sent again with the SAME write id, so a lost message
 can never apply twice (the store answers a known write id with its stored receipt).
 Writes of one client reach the writer in the order of `write()` calls; only a resend
@@ -265,8 +267,10 @@ class SessionClient:
             if self._buffer and not self._in_flight():
                 self._cond.notify_all()  # the last receipt is in: what waits in the buffer goes now
         for receipt, entry in entries:
-            for handle in entry.handles if entry else ():
-                handle._resolve(receipt)
+            for n, handle in enumerate(entry.handles if entry else ()):
+                # a later submit of a pending write id shared the first one's message: it wrote nothing
+                again = n > 0 and receipt.get("status") == "committed"
+                handle._resolve({**receipt, "duplicate": True} if again else receipt)
 
     def _resend_overdue(self) -> None:
         now = time.monotonic()

@@ -1,6 +1,8 @@
 """The writer's counters in Redis, read by the Prometheus collector that Flower serves.
 
-Hash `sessiondb:writer:stats`: groups, writes, committed, rejected, refused (messages),
+Hash `sessiondb:writer:stats`: groups, writes (= committed + duplicate + rejected),
+committed (new writes applied), duplicate (write ids already applied: nothing written),
+rejected, refused (messages),
 commit_seconds_total, last_group_size, last_group_messages, last_commit_seconds,
 last_tx_id (the store's newest tx id seen in a receipt), pid (the active writer), and
 `writes:<pid>` (what each writer process committed).
@@ -16,10 +18,11 @@ KEY = "sessiondb:writer:stats"
 
 
 def record_group(pipe: Any, *, writes: int, messages: int, committed: int, rejected: int, seconds: float,
-                 last_tx_id: int = 0) -> None:
+                 duplicate: int = 0, last_tx_id: int = 0) -> None:
     pipe.hincrby(KEY, "groups", 1)
     pipe.hincrby(KEY, "writes", writes)
     pipe.hincrby(KEY, "committed", committed)
+    pipe.hincrby(KEY, "duplicate", duplicate)
     pipe.hincrby(KEY, "rejected", rejected)
     pipe.hincrby(KEY, f"writes:{os.getpid()}", writes)
     pipe.hincrbyfloat(KEY, "commit_seconds_total", seconds)

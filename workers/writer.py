@@ -40,7 +40,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
-from sessiondb.store import Store
+from sessiondb.store import Store, receipt_counts
 from sessiondb.tasks import receipts, routing
 from sessiondb.tasks.celery_app import settings_of
 
@@ -111,9 +111,9 @@ class WriterRuntime:
             return False
         seconds = time.perf_counter() - started
         flat = [r for d in deliveries for r in d.receipts]
-        rejected = sum(r.get("status") == "rejected" for r in flat)
+        counts = receipt_counts(flat)
         try:
-            self._deliver(deliveries, len(flat), rejected, seconds)
+            self._deliver(deliveries, counts, seconds)
         except redis.RedisError:
             log.exception("could not deliver receipts of %d messages; the group is kept and retried",
                           len(deliveries))
@@ -125,18 +125,18 @@ class WriterRuntime:
         assert self.notifier is not None
         self.notifier.poke()
         self._events(deliveries, consumer, seconds)
-        log.debug("group of %d writes in %d messages committed in %.1f ms (%d rejected)",
-                  len(flat), len(deliveries), seconds * 1000, rejected)
+        log.debug("group of %d writes in %d messages committed in %.1f ms (%s)",
+                  len(flat), len(deliveries), seconds * 1000, counts)
         return True
 
-    def _deliver(self, deliveries: list[Delivery], writes: int, rejected: int, seconds: float) -> None:
+    def _deliver(self, deliveries: list[Delivery], counts: dict[str, int], seconds: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for delivery in deliveries:
             if delivery.reply_to:
                 receipts.push(pipe, delivery.reply_to, delivery.receipts, self.settings.receipt_ttl_s)
         tx_ids = [r.get("tx_id") or 0 for d in deliveries for r in d.receipts]
-        stats.record_group(pipe, writes=writes, messages=len(deliveries), committed=writes - rejected,
-                           rejected=rejected, seconds=seconds, last_tx_id=max(tx_ids, default=0))
+        stats.record_group(pipe, writes=sum(counts.values()), messages=len(deliveries), **counts, seconds=seconds,
+                           last_tx_id=max(tx_ids, default=0))
         pipe.execute()
         for delivery in deliveries:
             if not delivery.reply_to and delivery.task_id:
@@ -160,9 +160,8 @@ class WriterRuntime:
         if not (eventer and eventer.enabled):
             return
         for delivery in deliveries:
-            done = sum(r.get("status") == "committed" for r in delivery.receipts)
-            eventer.send("task-succeeded", uuid=delivery.task_id, runtime=seconds,
-                         result=repr({"committed": done, "rejected": len(delivery.receipts) - done}))
+            counts = receipt_counts(delivery.receipts)
+            eventer.send("task-succeeded", uuid=delivery.task_id, runtime=seconds, result=repr(counts))
 
 
 def _count(writes: Any) -> int:

@@ -88,13 +88,14 @@ def _read(path: str) -> bytes:
 class BlobFiles:
     """The blob tree on disk: paths, reads, staging and publishing one file, quarantine."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.root = Path(root)
         self.dir = self.root / "blobs"
         self.quarantine_dir = self.root / "quarantine"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not readonly:  # a read-only store creates nothing; a missing blobs/ reads as missing blobs
+            self.dir.mkdir(parents=True, exist_ok=True)
         self._dirstr = str(self.dir)
-        self._dirfd = os.open(self.dir, os.O_RDONLY)
+        self._dirfd = os.open(self.dir, os.O_RDONLY) if self.dir.is_dir() else -1
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
         self._empty_path_ok = True  # linkat(fd, "") needs CAP_DAC_READ_SEARCH; else via /proc/self/fd
 

@@ -18,8 +18,8 @@ from .io import BlobBatch, BlobIO, ProcessIO, ThreadIO
 
 
 class BlobStore(BlobFiles):
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        super().__init__(root)
+    def __init__(self, root: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        super().__init__(root, readonly=readonly)
         self._io: dict[int, BlobIO] = {}  # started on first use: the I/O thread (-1), the I/O processes (0, 1 ...)
 
     def close(self) -> None:

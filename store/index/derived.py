@@ -46,11 +46,16 @@ class Index:
         self._store: Engine = create_engine(f"sqlite:///file:{self.root / 'store.sqlite'}?mode=ro&uri=true")
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], chunk: int = 2000) -> Index:
+    def open(cls, root: str | os.PathLike[str], chunk: int = 2000, *, create: bool = True) -> Index:
+        """The index of the store at `root`; made (empty) if there is none, unless `create=False`
+        (a read-only caller: `status` then reports everything as lag)."""
         index = cls(root, chunk)
-        if not index.link.exists():
+        if create and not index.exists():
             index._swap_to(index._new_generation())
         return index
+
+    def exists(self) -> bool:
+        return self.link.exists()
 
     def close(self) -> None:
         if self._db is not None:
@@ -106,6 +111,9 @@ class Index:
             return conn.execute(text("SELECT coalesce(max(tx_id), 0) FROM tx")).scalar_one()
 
     def status(self) -> dict[str, Any]:
+        if not self.exists():
+            head = self.store_head()
+            return {"watermark": 0, "store_tx": head, "lag": head, "quarantined": [], "file": None}
         db = self.database()
         watermark, head = self.watermark(db), self.store_head()
         return {"watermark": watermark, "store_tx": head, "lag": head - watermark,

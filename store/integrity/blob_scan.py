@@ -11,6 +11,10 @@ takes the unit results in order: suspects are re-read once under the write lock
 marked 'quarantined', and the run checkpoints the last finished unit, its findings and its
 pending orphans, so a crashed or interrupted run resumes after the last checkpoint.
 
+`repair=False` (the default on a store opened read-only) is a dry run: the same findings,
+but nothing is moved, marked, checkpointed or recorded, so it runs on a read-only store;
+a corrupt file is reported as such and left where it is.
+
 Owns the scan's plan and verdicts. It never deletes a blob file that a row references, and
 deletes nothing at all unless `collect_orphans=True`, and then only orphans and temp files
 past the grace period, under the write lock. It never rewrites a row except a blob row's
@@ -71,6 +75,7 @@ def scan_blobs(
     progress: Progress | None = None,
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
     now: datetime | None = None,
+    repair: bool | None = None,
 ) -> Report:
     """Scan the blob files of one partition (`prefixes` or `partition="i/n"`; default: all).
 
@@ -79,7 +84,12 @@ def scan_blobs(
     scan's clock (for the grace period and the rolling re-hash). Returns the report, which
     is also appended to the scan history. An exception (a crash, or one raised by
     `progress`) leaves the run's checkpoint behind: the next call with the same mode and
-    partition resumes it."""
+    partition resumes it. `repair` (default: unless the store was opened read-only):
+    quarantine corrupt files, keep the checkpoint and the history; False is a dry run that
+    writes nothing (`collect_orphans` needs `repair`)."""
+    repair = not getattr(store, "readonly", False) if repair is None else repair
+    if collect_orphans and not repair:
+        raise ValueError("collect_orphans=True deletes files: it needs repair=True (and a writable store)")
     part = Partition.of(prefixes, partition)
     kind = "blob-scan/full" if full else "blob-scan/incremental"
     now = now or datetime.now(UTC)
@@ -89,13 +99,14 @@ def scan_blobs(
     if part.reports_misnamed("") and not sqlite_check.check_databases(store.root, pages, full=full):
         pages.finished_at = _iso(datetime.now(UTC))
         pages.count("blob_scan_skipped")
-        try:
-            save_report(store, pages)
-        except Exception:  # noqa: BLE001 - a damaged database may refuse the history row too
-            pass
+        if repair:  # (a dry run records nothing)
+            try:
+                save_report(store, pages)
+            except Exception:  # noqa: BLE001 - a damaged database may refuse the history row too
+                pass
         return pages
     scan = _BlobScan(store, part, kind, collect_orphans, grace_seconds, period_seconds, progress,
-                     checkpoint_seconds, now)
+                     checkpoint_seconds, now, repair)
     report = scan.run(workers)
     report.counts.update(pages.counts)
     return report
@@ -132,8 +143,8 @@ class Row(NamedTuple):
 
 class _BlobScan:
     def __init__(self, store: Store, part: Partition, kind: str, collect: bool, grace: float, period: float,
-                 progress: Progress | None, checkpoint_seconds: float, now: datetime) -> None:
-        self.store, self.part, self.kind = store, part, kind
+                 progress: Progress | None, checkpoint_seconds: float, now: datetime, repair: bool) -> None:
+        self.store, self.part, self.kind, self.repair = store, part, kind, repair
         self.collect, self.grace, self.period = collect, grace, period
         self.progress, self.now = progress, now
         self.checkpoint_seconds = checkpoint_seconds
@@ -149,7 +160,7 @@ class _BlobScan:
     def run(self, workers: int | None) -> Report:
         with _ReadTx(self.store) as conn:
             state = scan_state.load(conn, self.key)
-        if state.in_progress and state.partial:
+        if state.in_progress and state.partial and self.repair:  # a dry run leaves a repair run's checkpoint be
             report = _report_from(state.partial["report"])
             self.plan = Plan(**state.partial["plan"])
             self.orphans, self.temps = state.partial["orphans"], state.partial["temps"]
@@ -168,6 +179,8 @@ class _BlobScan:
             self._settle_orphans(report)
         except BaseException:
             report.status, report.finished_at = "interrupted", _iso(datetime.now(UTC))
+            if not self.repair:
+                raise
             try:
                 save_report(self.store, report)
             except Exception:  # noqa: BLE001 - the original error matters more than the history row
@@ -237,7 +250,9 @@ class _BlobScan:
         report.counts["planned_done"] = done
         state.cursor = unit.top
         suspects = [Row(*r) for r in unit.suspects]
-        if suspects or unit.unmark or time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds:
+        if not self.repair:
+            self._verdicts(None, suspects, (), report)
+        elif suspects or unit.unmark or time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds:
             with _WriteTx(self.store) as conn:  # verdicts and the checkpoint that covers them commit together
                 self._verdicts(conn, suspects, unit.unmark, report)
                 state.partial = {"report": _report_data(report), "plan": asdict(self.plan),
@@ -260,8 +275,10 @@ class _BlobScan:
         self.orphans.extend(list(o) for o in unit.orphans)
         self.temps.extend(list(t) for t in unit.temps)
 
-    def _verdicts(self, conn: Connection, suspects: Sequence[Any], unmark: Sequence[str], report: Report) -> None:
-        """Under the write lock: re-read each suspect once, then quarantine what is really corrupt."""
+    def _verdicts(self, conn: Connection | None, suspects: Sequence[Any], unmark: Sequence[str],
+                  report: Report) -> None:
+        """Under the write lock: re-read each suspect once, then quarantine what is really corrupt
+        (with no `conn`, a dry run: only report it)."""
         blobs = schema.blobs
         for row in suspects:
             again = hash_file(str(self.store.blobs.path(row.blob_id)))
@@ -271,7 +288,10 @@ class _BlobScan:
                 report.count("transient_mismatch")
                 continue
             finding_type, message, data = verdict
-            if data.get("file_intact", True) is False:
+            if data.get("file_intact", True) is False and conn is None:
+                message += "; left in place (a dry run: scan with repair to move it to quarantine)"
+            elif data.get("file_intact", True) is False:
+                message += "; moved to quarantine"
                 target = self.store.blobs.quarantine(row.blob_id)
                 conn.execute(update(blobs).where(blobs.c.blob_id == row.blob_id).values(status="quarantined"))
                 data["quarantined_to"] = str(target) if target else None
@@ -339,6 +359,9 @@ class _BlobScan:
 
     # -- finish -------------------------------------------------------------------------
     def _finish(self, state: scan_state.ScanState, report: Report) -> None:
+        if not self.repair:
+            report.counts["dry_run"] = 1
+            return
         state.run_started_at, state.cursor, state.partial = None, None, {}
         plan = self.plan
         if plan.incremental:
@@ -373,8 +396,8 @@ def _verdict(row: Any, got: Hashed) -> tuple[str, str, dict[str, Any]] | None:
             return ("blob/size-mismatch", f"{blob_id}: the file is intact but its row records {row.size} bytes,"
                     f" not {got.size}", data)
         return ("blob/size-mismatch", f"{blob_id}: {got.size} bytes on disk, {row.size} recorded (truncated or"
-                " extended); moved to quarantine", data)
-    return "blob/hash-mismatch", f"{blob_id}: the file's bytes changed; moved to quarantine", data
+                " extended)", data)
+    return "blob/hash-mismatch", f"{blob_id}: the file's bytes changed", data
 
 
 class _ReadTx:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from urllib.parse import quote
 
 import msgspec
 
@@ -56,8 +57,8 @@ class UnitResult(msgspec.Struct):
 
 
 def connect(db_path: str) -> sqlite3.Connection:
-    """A plain read connection on store.sqlite (autocommit: each query is its own short read)."""
-    conn = sqlite3.connect(db_path, isolation_level=None)
+    """A read-only connection on store.sqlite (autocommit: each query is its own short read)."""
+    conn = sqlite3.connect(f"file:{quote(os.path.abspath(db_path))}?mode=ro", uri=True, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
 

@@ -8,8 +8,11 @@ decides what a write means: that is `commit.py` and `events.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import (
     Column,
@@ -26,8 +29,10 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.pool import QueuePool
 
-from ..errors import SchemaVersionError
+from ..errors import NotAStoreError, SchemaVersionError
 
 metadata = MetaData()
 S = String  # SQLite ignores lengths; keep the declarations short
@@ -331,22 +336,33 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> Engine:
+def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, *,
+                readonly: bool = False) -> Engine:
     """An engine on store.sqlite with WAL, the chosen `synchronous`, and explicit BEGINs.
 
     pysqlite's own implicit transaction handling would break savepoints, so autocommit is
     turned off at the driver and SQLAlchemy's `begin` emits BEGIN itself (the recipe from
-    SQLAlchemy's SQLite dialect documentation)."""
+    SQLAlchemy's SQLite dialect documentation). `readonly`: SQLite opens the file with
+    `mode=ro` (it cannot create, change or migrate it; a missing file is an error, never
+    a new database) and the journal mode is left as it is."""
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
-    engine = create_engine(f"sqlite:///{path}", pool_size=8, max_overflow=8)
+    if readonly:
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+        engine = create_engine("sqlite://", poolclass=QueuePool, pool_size=8, max_overflow=8,
+                               creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+    else:
+        engine = create_engine(f"sqlite:///{path}", pool_size=8, max_overflow=8)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        if readonly:
+            cur.execute("PRAGMA query_only=1")
+        else:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA cache_size=-65536")
         cur.close()
@@ -358,18 +374,69 @@ def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10
     return engine
 
 
-def migrate(engine: Engine, root: str) -> int:
-    """Bring the schema to SCHEMA_VERSION; refuse a store written by a newer sessiondb."""
-    with engine.connect() as conn:
+def found_version(conn: Connection, path: Path, *, empty_ok: bool) -> int:
+    """The schema version of the open store.sqlite (0: a new, empty database, if `empty_ok`).
+
+    Raises NotAStoreError for a file that is not SQLite, an empty database (unless
+    `empty_ok`) and another program's database (tables, but not sessiondb's `meta`): a
+    writer must never add sessiondb's tables to someone else's file."""
+    tables = {name for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+    if not tables:
+        if empty_ok:
+            return 0
+        raise NotAStoreError(str(path), "an empty SQLite database: no sessiondb tables")
+    row = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).first() if "meta" in tables else None
+    if row is None:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise NotAStoreError(str(path), f"a SQLite database of another program, with tables {shown}")
+    return int(row[0])
+
+
+@contextmanager
+def not_a_database_is_reported(path: Path) -> Iterator[None]:
+    """SQLite's own refusal of a file ("file is not a database", "database disk image is
+    malformed") as a NotAStoreError. OperationalError (busy, disk I/O, ...) is not about
+    what the file is, and passes through."""
+    try:
+        yield
+    except DatabaseError as exc:
+        if isinstance(exc, OperationalError):
+            raise
+        raise NotAStoreError(str(path), str(exc.orig)) from None
+
+
+def check_readable(engine: Engine, path: Path, root: str) -> int:
+    """The version of a store opened read-only; refuses anything it could not read as it is."""
+    with not_a_database_is_reported(path), engine.connect() as conn, conn.begin():
+        found = found_version(conn, path, empty_ok=False)
+    if found != SCHEMA_VERSION:
+        raise SchemaVersionError(root, found, SCHEMA_VERSION)
+    return found
+
+
+def check_adoptable(path: Path) -> None:
+    """Before a writable open: an existing store.sqlite must be SQLite and empty or sessiondb's.
+
+    Read through a read-only engine, because the writable one's first connection switches
+    the file to WAL, which would already change another program's database."""
+    if not path.exists():
+        return
+    probe = open_engine(path, readonly=True)
+    try:
+        with not_a_database_is_reported(path), probe.connect() as conn, conn.begin():
+            found_version(conn, path, empty_ok=True)
+    finally:
+        probe.dispose()
+
+
+def migrate(engine: Engine, root: str, path: Path | None = None) -> int:
+    """Bring the schema to SCHEMA_VERSION; refuse a store written by a newer sessiondb, and
+    a file that is not a sessiondb store (`found_version`)."""
+    path = path or Path(root) / "store.sqlite"
+    with not_a_database_is_reported(path), engine.connect() as conn:
         conn.info["begin"] = "BEGIN IMMEDIATE"
         with conn.begin():
-            has_meta = conn.execute(
-                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
-            ).first()
-            found = 0
-            if has_meta:
-                row = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).first()
-                found = int(row[0]) if row else 0
+            found = found_version(conn, path, empty_ok=True)
             if found > SCHEMA_VERSION:
                 raise SchemaVersionError(root, found, SCHEMA_VERSION)
             for version in range(found, SCHEMA_VERSION):

@@ -12,7 +12,8 @@ The write path is parse -> plan -> execute:
 If execution itself fails (it should not: the plan checked everything), the group is redone
 one write per SAVEPOINT, so a write the planner missed is still rejected alone.
 
-This module is the one place where "already applied" is decided (write id -> receipt).
+This module is the one place where "already applied" is decided (write id -> receipt): a
+write id seen before gets its stored receipt back, marked `"duplicate": true`.
 It never imports Celery; the writer worker calls `commit_many`.
 """
 
@@ -60,6 +61,13 @@ def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
         "session": session if isinstance(session, str) else None,
         "error": error.as_dict(),
     }
+
+
+def duplicate(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a write id already applied: its stored receipt (the original tx id, ids
+    and time), marked `duplicate` so the producer knows this delivery wrote nothing. `status`
+    stays "committed": the write is durable, and callers that check it keep working."""
+    return {**receipt, "duplicate": True}
 
 
 class GroupCommit:
@@ -133,7 +141,7 @@ class GroupCommit:
                 continue
             done = known.get(write.write_id) or group.receipts.get(write.write_id)
             if done is not None:
-                receipts[i] = done
+                receipts[i] = duplicate(done)
                 continue
             try:
                 ctx = self._plan(group, write, at)

@@ -1,13 +1,17 @@
 """The shape of a session write: typed records for every event type, and `parse_write`.
 
-This is the schema check of SPEC §4 step 1. A write arrives as plain data (decoded JSON or
-msgpack); `parse_write` turns it into typed records or raises one `ValidationError` naming
-the write, the event index and the field. Event types the store does not know become
-`Annotation` events. Nothing here touches disk or SQLite.
+This is the schema check of the write path (parse -> plan -> execute, `commit.py`). A write
+arrives as plain data (decoded JSON or msgpack); `parse_write` turns it into typed records
+or raises one `ValidationError` naming the write, the event index and the field. An event
+type in a namespace the store owns (`message/`, `head/`, ... : `OWNED_NAMESPACES`) must be
+one of `EVENT_TYPES`, so a typo is rejected with the closest known type instead of being
+kept as an annotation nobody reads; any other namespace (`agent/thought`) is an
+`Annotation`. Nothing here touches disk or SQLite.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -189,6 +193,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "alias/set": AliasSet,
 }
 
+#: Namespaces the store owns: an unknown type in one of them is a typo, never an annotation.
+#: Every namespace a known type uses, plus `ref/` (the current-head ref: `session/ref-updated`
+#: is easily misremembered as `ref/updated`).
+OWNED_NAMESPACES: frozenset[str] = frozenset({kind.split("/", 1)[0] for kind in EVENT_TYPES} | {"ref"})
+
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+$")
 
 
@@ -215,6 +224,20 @@ def _field_of(exc: msgspec.ValidationError) -> tuple[str | None, str]:
     if "matching regex" in message and NAME_PATTERN in message:
         message = "must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
     return (match.group(1) if match else None), message
+
+
+def closest_type(kind: str) -> str:
+    """The known event type nearest to `kind` (there always is one: the cutoff is 0)."""
+    return difflib.get_close_matches(kind, EVENT_TYPES, n=1, cutoff=0.0)[0]
+
+
+def unknown_type(kind: str, write_id: str | None, index: int) -> ValidationError:
+    namespace = kind.split("/", 1)[0]
+    suggestion = closest_type(kind)
+    return ValidationError(
+        f"unknown event type {kind!r} (did you mean {suggestion}?); the store owns the {namespace}/ namespace,"
+        " so annotations must use another one (e.g. 'agent/thought')",
+        write_id=write_id, event_index=index, field="type", suggestion=suggestion)
 
 
 def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
@@ -247,6 +270,8 @@ def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
                 field="type",
             )
         model = EVENT_TYPES.get(kind)
+        if model is None and kind.split("/", 1)[0] in OWNED_NAMESPACES:
+            raise unknown_type(kind, write_id, index)
         if model is None:
             at = data.get("at")
             if at is not None and not isinstance(at, str):

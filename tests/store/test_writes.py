@@ -12,6 +12,8 @@ from sessiondb.store import (
     HeadConflictError,
     NotFoundError,
     Store,
+    ValidationError,
+    receipt_counts,
 )
 
 
@@ -102,7 +104,8 @@ def test_a_write_id_is_applied_once_and_its_receipt_returned_again(store):
     store.commit(started("s"))
     first = store.commit(write("s", message("x"), write_id="dup"))
     again = store.commit(write("s", message("x"), write_id="dup"))
-    assert again == first
+    assert "duplicate" not in first
+    assert again == {**first, "duplicate": True}  # the original tx id, ids and time; status stays committed
     assert len(store.message_records("s")) == 1
 
 
@@ -110,6 +113,8 @@ def test_duplicate_write_ids_inside_one_group_apply_once(store):
     store.commit(started("s"))
     receipts = store.commit_many([write("s", message("x"), write_id="d")] * 3)
     assert [r["tx_id"] for r in receipts] == [receipts[0]["tx_id"]] * 3
+    assert [r.get("duplicate", False) for r in receipts] == [False, True, True]
+    assert receipt_counts(receipts) == {"committed": 1, "duplicate": 2, "rejected": 0}
     assert len(store.message_records("s")) == 1
 
 
@@ -128,6 +133,35 @@ def test_group_commit_rejects_a_bad_write_alone(store):
     assert contents == ["a", "c"]
     assert [m["message_id"] for m in store.message_records("s")] == [1, 2]
     assert rows(store, "SELECT write_id, error_type, event_index FROM rejected_writes") == [("bad", "not-found", 1)]
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("message/addd", "message/added"), ("head/create", "head/created"),
+                                             ("session/strated", "session/started"),
+                                             ("ref/updated", "session/ref-updated"), ("call/puts", "call/put")])
+def test_an_unknown_type_in_a_namespace_the_store_owns_is_rejected_naming_the_closest(tmp_path, typo, meant):
+    # The user's message was committed as an annotation nobody reads; now the write is refused.
+    with Store.open(tmp_path / "st") as store:
+        store.commit(started("s"))
+        bad = {"write_id": "w-typo", "session": "s",
+               "events": [message("kept?"), {"type": typo, "role": "user", "content": "hello"}]}
+        [receipt] = store.commit_many([bad])
+        assert receipt["status"] == "rejected"
+        error = receipt["error"]
+        assert (error["type"], error["write_id"], error["event_index"], error["field"]) == (
+            "write/invalid", "w-typo", 1, "type")
+        assert f"did you mean {meant}?" in error["message"] and error["suggestion"] == meant
+        with pytest.raises(ValidationError, match=f"write 'w-typo', event 1, field 'type'.*did you mean {meant}"):
+            store.commit(bad)
+        assert store.message_records("s") == [] and len(store.event_view("s")) == 1  # all or nothing
+        assert rows(store, "SELECT write_id, error_type, field FROM rejected_writes")[0] == (
+            "w-typo", "write/invalid", "type")
+
+
+def test_annotations_use_any_namespace_the_store_does_not_own(store):
+    receipt = store.commit(write("s", {"type": "session/started"}, {"type": "agent/thought", "note": "hmm"},
+                                 {"type": "messages/added", "role": "user", "content": "not ours"}))
+    assert receipt["status"] == "committed"
+    assert [e["type"] for e in store.event_view("s")] == ["session/started", "agent/thought", "messages/added"]
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_several_producer_processes_every_write_once_in_order(fleet):
             assert messages_of(store, prefix) == expected_contents(prefix, count)
 
 
-def test_resending_a_write_id_returns_the_same_receipt_and_applies_once(fleet):
+def test_resending_a_write_id_reports_a_duplicate_of_the_original_and_applies_once(fleet):
     fleet.writer()
     events = [{"type": "message/added", "role": "user", "content": "once"}]
     with SessionClient(fleet.settings) as first:
@@ -101,9 +101,20 @@ def test_resending_a_write_id_returns_the_same_receipt_and_applies_once(fleet):
         one = first.write("s", events, write_id="dup").receipt(timeout=60)
     with SessionClient(fleet.settings) as second:
         two = second.write("s", events, write_id="dup").receipt(timeout=60)
-    assert one["status"] == "committed" and one == two
+        # the same write id twice while the first is pending: one message, the second handle a duplicate
+        pending = [second.write("s", events, write_id="dup2") for _ in range(2)]
+        three, four = (h.receipt(timeout=60) for h in pending)
+    assert one["status"] == "committed" and "duplicate" not in one
+    assert two == {**one, "duplicate": True}  # the original tx id; still "committed" for callers that check it
+    assert "duplicate" not in three and four == {**three, "duplicate": True}
     with fleet.store() as store:
-        assert messages_of(store, "s") == ["once"]
+        assert messages_of(store, "s") == ["once", "once"]
+    stats = wait_until(lambda: (s := fleet.stats()) and int(s["writes"]) == 4 and s, 60, "the writer's counters")
+    assert (stats["committed"], stats["duplicate"], stats["rejected"]) == ("3", "1", "0")
+    from sessiondb.ops.flower_metrics import FleetCollector
+
+    exported = {m.name: m.samples[0].value for m in FleetCollector(fleet.broker_url).collect() if m.samples}
+    assert exported["sessiondb_writer_duplicate"] == 1 and exported["sessiondb_writer_committed"] == 3
 
 
 def test_remote_reads_through_the_reads_queue(fleet):
