@@ -1,6 +1,6 @@
 """The shape of a session write: typed records for every event type, and `parse_write`.
 
-This is the schema check of SPEC §4 step 1. A write arrives as plain data (decoded JSON or
+This is the schema check of a write (docs/spec.md, Writes: Validation). A write arrives as plain data (decoded JSON or
 msgpack); `parse_write` turns it into typed records or raises one `ValidationError` naming
 the write, the event index and the field. Event types the store does not know become
 `Annotation` events. Nothing here touches disk or SQLite.
