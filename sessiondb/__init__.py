@@ -12,6 +12,7 @@ does not load Celery.
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,9 @@ from .store import (
     WriteFailedError,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING or "pdoc" in sys.modules:
+    # pdoc documents the names it finds in a module: building the API reference (docs/api.md)
+    # imports SessionClient at once instead of on first use
     from .tasks import SessionClient
 
 try:

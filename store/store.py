@@ -51,7 +51,20 @@ def receipt_counts(receipts: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 class Store:
+    """A store root opened in this process: commit session writes, read views of sessions.
+
+    Open one with `Store.open(root)`; use it as a context manager or call `close()`.
+    Writes through a `Store` do not take the fleet's writer lock: do not commit through a
+    `Store` on a root that a running fleet's writer serves (use `sessiondb.SessionClient`
+    there); reading such a root is fine.
+
+    Every name of a session below (`session`) may be a session id or an alias. Errors are
+    `sessiondb.StoreError`s; an unknown session or head is a `sessiondb.NotFoundError`.
+    The contract is docs/spec.md.
+    """
+
     def __init__(self, root: Path, settings: Settings, *, readonly: bool = False) -> None:
+        """Use `Store.open`; this takes an existing directory and explicit settings."""
         self.root = root
         self.settings = settings
         self.readonly = readonly
@@ -72,14 +85,25 @@ class Store:
 
     @classmethod
     def open(cls, root: str | Path, settings: Settings | None = None, *, readonly: bool = False) -> Store:
-        """Open (and create, and migrate) the store at `root`.
+        """Open the store root `root`, creating the directory and `store.sqlite` if needed.
 
-        `readonly=True` opens an existing store as it is, through SQLite's `mode=ro`: it
-        never creates, migrates or changes a file or directory. It raises NoStoreError for
-        a missing root or store.sqlite, NotAStoreError for a file that is not a sessiondb
-        store (not SQLite, an empty or a foreign database) and SchemaVersionError for any
-        other schema version. Writes on a read-only store fail; reads work as usual.
-        A writable open also refuses a foreign database or a file that is not SQLite."""
+        Args:
+            root: the store root directory (store.sqlite, blobs/, quarantine/ live in it).
+            settings: limits and tuning; default: `Settings.from_env()` (`SESSIONDB_*`
+                variables) with this root.
+            readonly: open an existing store as it is, through SQLite's `mode=ro`: never
+                create, migrate or change a file or directory. Writes then fail; reads work.
+
+        Returns:
+            The open store. An older store is migrated forward in place (not when `readonly`).
+
+        Raises:
+            NoStoreError: `readonly` and the root or its store.sqlite does not exist.
+            NotAStoreError: store.sqlite is not a sessiondb store (not SQLite, an empty or a
+                foreign database); a writable open refuses it too.
+            SchemaVersionError: the root was written by a newer sessiondb (or, `readonly`,
+                by an older one: migrating it would be a write).
+        """
         path = Path(root)
         settings = settings or Settings.from_env(root=str(path))
         if readonly:
@@ -99,6 +123,7 @@ class Store:
         return cls.open(root, settings, readonly=True)
 
     def close(self) -> None:
+        """Close the SQLite connections and stop the blob I/O thread and processes."""
         self.engine.dispose()
         self.blobs.close()
 
@@ -110,10 +135,27 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------
     def commit_many(self, writes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Apply many writes in ONE SQLite transaction; one receipt per write, in order.
+        """Apply many writes in ONE SQLite transaction (group commit); one receipt per write.
 
-        A bad write gets a rejection receipt (and a dead-letter row); the others commit.
-        Returns only after the transaction and every blob it references are durable."""
+        Args:
+            writes: session writes as plain data, each
+                `{"write_id": str, "session": str, "events": [event, ...]}`
+                (the format: docs/store.md).
+
+        Returns:
+            One receipt per write, in order: `{"status": "committed", "write_id", "tx_id",
+            "session", "event_ids", "ids", "blobs", "heads", "at"}`, or `{"status":
+            "rejected", "write_id", "session", "error": {"type", "message", ...}}`. A write
+            id that was already committed returns its stored receipt and changes nothing.
+            A bad write is rejected alone (and recorded in `rejected_writes`); the others
+            commit. Returns only after the transaction and every blob it references are
+            durable.
+
+        Raises:
+            sqlalchemy.exc.OperationalError, OSError: the database or the disk failed for
+                the whole group (locked past the busy timeout, or the commit itself failed):
+                nothing was committed; retry later.
+        """
         if not writes:
             return []
         if self.readonly:
@@ -124,14 +166,43 @@ class Store:
                 return GroupCommit(conn, self.blobs, self.settings).run(writes)
 
     def commit(self, write: dict[str, Any]) -> dict[str, Any]:
-        """Apply one write; returns its receipt or raises the StoreError that rejected it."""
+        """Apply one write (see `commit_many`).
+
+        Args:
+            write: `{"write_id": str, "session": str, "events": [event, ...]}`.
+
+        Returns:
+            The committed receipt (the stored one when the write id was already committed).
+
+        Raises:
+            ValidationError: the write does not match the write format (`write/invalid`).
+            HeadConflictError: the compare-and-set on the current head failed; `.data` has
+                `expected_head` and `actual_head`.
+            AliasConflictError, ConflictError: an alias or id conflicts with what is stored.
+            NotFoundError: the session, or something the write refers to, does not exist.
+            WriteFailedError: SQLite refused this write.
+        """
         return raise_for(self.commit_many([write])[0])
 
     def write(self, session: str, events: Iterable[dict[str, Any]], write_id: str) -> dict[str, Any]:
+        """Apply the write `{"write_id": write_id, "session": session, "events": events}`.
+
+        Same receipt and errors as `commit`.
+        """
         return self.commit({"write_id": write_id, "session": session, "events": list(events)})
 
     def write_alias(self, alias: str, session: str) -> dict[str, Any]:
-        """Point a unique alias at a session (idempotent; re-pointing it is an AliasConflictError)."""
+        """Point the unique name `alias` at `session` (a write with one `alias/set` event).
+
+        Setting the same alias on the same session again is a no-op.
+
+        Returns:
+            The committed receipt.
+
+        Raises:
+            AliasConflictError: the alias names another session, or equals a session id.
+            NotFoundError: the session does not exist.
+        """
         return self.commit({"write_id": f"alias:{alias}:{session}", "session": session,
                             "events": [{"type": "alias/set", "alias": alias}]})
 
@@ -140,44 +211,137 @@ class Store:
         return self.engine.connect()
 
     def resolve(self, name: str) -> tuple[str, str | None]:
-        """`session`, `alias` or `session#head` -> (session id, head id or None)."""
+        """Resolve a name: a session id, an alias, or `session#head`.
+
+        Returns:
+            `(session id, head id or None)`.
+
+        Raises:
+            NotFoundError: no such session or alias, or the head is not one of the session's.
+        """
         with self._read() as conn, conn.begin():
             return views.resolve(conn, name)
 
     def view(self, session: str, head: str | None = None) -> dict[str, Any]:
+        """The current branch of a session, or the branch of one of its heads.
+
+        Args:
+            session: a session id, an alias, or `session#head`.
+            head: a head id of the session (the same as `session#head`); default: the
+                current branch.
+
+        Returns:
+            `{"session": row, "head": id, "messages": [...], "turns": [...], "evals": [...],
+            "calls": [...], "snapshots": [...], "heads": [...], "invocations": [...],
+            "refs": {"current_head": id}, "final": blob id, "counters": {...},
+            "inherited": [session ids]}`: the rows of the branch (rows inherited by a fork
+            first), read in one transaction. Status fields show their latest value.
+
+        Raises:
+            NotFoundError: no such session, alias or head.
+        """
         with self._read() as conn, conn.begin():
             sid, named_head = views.resolve(conn, session if head is None else f"{session}#{head}")
             return views.view(conn, self.blobs, sid, named_head)
 
     def history_view(self, session: str) -> dict[str, Any]:
+        """Everything ever recorded for a session, abandoned branches included.
+
+        Returns:
+            `{"session": row, "events": [...], "heads": [...] (in order), "invocations":
+            [...] (as caller or callee), "derivations": [...] (as source or target),
+            "refs": {"current_head": id}, "counters": {...}}`.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.history_view(conn, views.resolve(conn, session)[0])
 
     def event_view(self, session: str) -> list[dict[str, Any]]:
+        """The audit log of a session: every event of every branch, by event id.
+
+        Returns:
+            `[{"event_id", "type", "at", "entity", "entity_id", "status", "tx_id"}, ...]`.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.event_view(conn, views.resolve(conn, session)[0])
 
     def message_records(self, session: str, include_content: bool = False,
                         all_branches: bool = False) -> list[dict[str, Any]]:
+        """The message rows of a session.
+
+        Args:
+            session: a session id or an alias.
+            include_content: add `"content"`: the message as it was sent (text as `str`,
+                JSON as its value, binary as `bytes`), read from its blob.
+            all_branches: every message of the session, abandoned branches included, by
+                id; default: the current branch (inherited messages first).
+
+        Returns:
+            `[{"session_id", "message_id", "event_id", "role", "content_blob", "chars",
+            "turn_id", "call_id", "at"(, "content")}, ...]`.
+
+        Raises:
+            NotFoundError: no such session or alias.
+            CorruptBlobError: with `include_content`, a content blob is missing or quarantined.
+        """
         with self._read() as conn, conn.begin():
             return views.message_records(conn, self.blobs, views.resolve(conn, session)[0],
                                          include_content, all_branches)
 
     def high_water_counters(self, session: str) -> dict[str, int]:
+        """The highest id used so far, on any branch, per id kind.
+
+        Returns:
+            `{"event": n, "message": n, "turn": n, "eval": n, "call": n, "snapshot": n,
+            "head": n}` (0 for a kind never used). New ids continue above these.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.counters(conn, views.resolve(conn, session)[0])
 
     def current_head_id(self, session: str) -> str | None:
+        """The id of the session's current head, or None before its first head.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.current_head_id(conn, views.resolve(conn, session)[0])
 
     def call_records(self, session: str) -> list[dict[str, Any]]:
+        """Every call row of the session (all branches), by call id, with its latest status.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.call_records(conn, views.resolve(conn, session)[0])
 
     def attached_from(self, session: str) -> dict[str, Any] | None:
+        """Where a derived session came from: its first fork, attached-child or continue.
+
+        Returns:
+            The derivation row `{"derivation_id", "kind", "target_session",
+            "source_session", "source_head", "event_id", "at"}`, or None for a session that
+            was not derived from another one.
+
+        Raises:
+            NotFoundError: no such session or alias.
+        """
         with self._read() as conn, conn.begin():
             return views.attached_from(conn, views.resolve(conn, session)[0])
 
     def blob(self, blob_id: str) -> bytes:
+        """The bytes of a blob (`blake3:<64 hex>`), checked against its id.
+
+        Raises:
+            CorruptBlobError: the file is missing, quarantined or does not match its id.
+        """
         return self.blobs.get(blob_id)

@@ -1,4 +1,4 @@
-"""Read views of sessions (SPEC §5): current branch, history, audit log, lookups.
+"""Read views of sessions (docs/spec.md, Reads): current branch, history, audit log, lookups.
 
 Every function takes a `Connection` already inside one read transaction (so a view never
 sees half of a group commit) and the BlobStore for head states and contents. A branch is

@@ -65,10 +65,26 @@ class WriteHandle:
             self._done.set()
 
     def done(self) -> bool:
+        """Has the receipt arrived?"""
         return self._done.is_set()
 
     def receipt(self, timeout: float | None = None, raise_on_reject: bool = False) -> dict[str, Any]:
-        """The receipt (committed or rejected); with `raise_on_reject` a rejection raises its StoreError."""
+        """Wait for the writer's receipt of this write.
+
+        Args:
+            timeout: seconds to wait; None waits for ever.
+            raise_on_reject: raise a rejection as its `sessiondb.StoreError` (for instance
+                `HeadConflictError`) instead of returning it.
+
+        Returns:
+            The receipt: `{"status": "committed", "tx_id", "event_ids", "ids", ...}` or
+            `{"status": "rejected", "error": {"type", "message", ...}}` (see `Store.commit_many`).
+
+        Raises:
+            ReceiptTimeout: no receipt within `timeout` (the write may still be committed
+                later; the client keeps waiting for it and resends it with the same id).
+            StoreError: with `raise_on_reject`, the write was rejected.
+        """
         if not self._done.wait(timeout):
             raise ReceiptTimeout(self.write_id, timeout)
         assert self._receipt is not None
@@ -87,6 +103,21 @@ class _Pending:
 
 
 class SessionClient:
+    """A producer: sends session writes to the fleet's writer and reads through the fleet.
+
+    `write()` returns at once with a `WriteHandle`; a sender thread batches buffered writes
+    into `writes.commit` messages (at once when none of this client's writes is waiting for
+    a receipt, else at `batch_max` writes, `batch_bytes` bytes or `linger_ms` after the
+    first), and a receiver thread resolves the handles from this client's receipt list in
+    Redis. Writes with no receipt after `resend_after_s` are sent again with the same write
+    id, which the store applies at most once. Reads (`view`, `history_view`, ...) are remote
+    calls through the `reads` queue, answered by a `reader` worker.
+
+    Create one client per process (after a fork, not before) and `close()` it, or use it as
+    a context manager. The contract is docs/spec.md; the batching and receipts are
+    described in docs/fleet.md.
+    """
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -97,6 +128,23 @@ class SessionClient:
         linger_ms: float | None = None,
         resend_after_s: float | None = None,
     ) -> None:
+        """Connect to the fleet's broker.
+
+        Args:
+            settings: where the broker is and the defaults below; default:
+                `Settings.from_env()` (`SESSIONDB_BROKER_URL`, or the broker URL a running
+                `sessiondb up` left in `<SESSIONDB_ROOT>/fleet/broker_url`).
+            app: a Celery app to publish with (default: one made from `settings`).
+            batch_max: at most this many writes per message (`SESSIONDB_CLIENT_BATCH_MAX`, 500).
+            batch_bytes: at most about this many bytes per message (`SESSIONDB_CLIENT_BATCH_BYTES`, 4 MiB).
+            linger_ms: how long a write waits for others while earlier writes are in flight
+                (`SESSIONDB_CLIENT_LINGER_MS`, 20).
+            resend_after_s: resend a write that has no receipt after this long
+                (`SESSIONDB_CLIENT_RESEND_AFTER_S`, 60).
+
+        Raises:
+            NoBrokerError: no broker is configured.
+        """
         self.settings = settings or Settings.from_env()
         s = self.settings
         batch_max = s.client_batch_max if batch_max is None else batch_max
@@ -123,15 +171,48 @@ class SessionClient:
 
     # -- writes -------------------------------------------------------------------------
     def write(self, session: str, events: Iterable[dict[str, Any]], write_id: str | None = None) -> WriteHandle:
-        """Enqueue one session write; returns at once with a handle for its receipt."""
+        """Enqueue one session write; returns at once.
+
+        Args:
+            session: a session id or an alias. A new session's first write starts it with a
+                `session/started` event.
+            events: the write's events, applied in order, all or nothing (docs/store.md).
+            write_id: the write's idempotency key. Left out, the client picks a random one:
+                its own resends stay safe, but sending the same write again yourself (after
+                a crash or a timeout) applies it twice. Give one when you may resend.
+
+        Returns:
+            A `WriteHandle`: `.receipt(timeout)` waits for the writer's receipt. A write id
+            this client is still waiting for is not sent again: the new handle gets that
+            write's receipt.
+
+        Raises:
+            ClientClosedError: the client was closed.
+        """
         return self.submit({"write_id": write_id or uuid.uuid4().hex, "session": session, "events": list(events)})
 
     def write_many(self, writes: Iterable[dict[str, Any]]) -> list[WriteHandle]:
-        """Enqueue many writes (`{"session", "events", "write_id"?}` each), in order."""
+        """Enqueue many writes, in order; like `write` for each.
+
+        Args:
+            writes: `{"session": str, "events": [...], "write_id": str}` each; a missing
+                or empty `write_id` gets a random one (see `write`).
+
+        Returns:
+            One `WriteHandle` per write, in order.
+        """
         return [self.submit({**w, "write_id": w.get("write_id") or uuid.uuid4().hex}) for w in writes]
 
     def submit(self, write: dict[str, Any]) -> WriteHandle:
-        """Enqueue a complete write dict as given (it must carry its string write id)."""
+        """Enqueue a complete write, `{"write_id": str, "session": str, "events": [...]}`, as given.
+
+        Returns:
+            Its `WriteHandle`.
+
+        Raises:
+            ValueError: the write has no non-empty string `write_id`.
+            ClientClosedError: the client was closed.
+        """
         write_id = write.get("write_id")
         if not isinstance(write_id, str) or not write_id:
             raise ValueError(f"a write needs a non-empty string write_id, got {write_id!r}")
@@ -152,7 +233,7 @@ class SessionClient:
         return handle
 
     def flush(self) -> None:
-        """Publish everything buffered now, without waiting for the linger."""
+        """Publish everything buffered now, without waiting for the linger or for receipts."""
         while self._send_once():
             pass
 
@@ -284,36 +365,70 @@ class SessionClient:
 
     # -- remote reads (the `reads` queue) ------------------------------------------------
     def read(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
-        """Call `reads.<name>` remotely; a store error comes back as the same StoreError."""
+        """Call the remote read `reads.<name>(*args)` and wait for its answer.
+
+        Args:
+            name: a read of `Store` (`view`, `history_view`, `event_view`,
+                `message_records`, `high_water_counters`, `current_head_id`,
+                `call_records`, `attached_from`, `resolve`) or `query`.
+            timeout: seconds to wait for a reader worker's answer.
+
+        Returns:
+            The read's value, as JSON (tuples become lists).
+
+        Raises:
+            StoreError: the read failed in the store, as its own class (`NotFoundError` ...).
+            celery.exceptions.TimeoutError: no answer within `timeout` (is a reader running?).
+        """
         envelope = self.app.send_task(routing.READS_PREFIX + name, args=list(args)).get(timeout=timeout)
         if "error" in envelope:
             raise_for({"status": "rejected", "error": envelope["error"]})
         return envelope["ok"]
 
     def view(self, session: str, head: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """`Store.view` through the `reads` queue: the current branch, or one head's."""
         return self.read("view", session, head, timeout=timeout)
 
     def history_view(self, session: str, timeout: float = 30.0) -> dict[str, Any]:
+        """`Store.history_view` through the `reads` queue: everything, abandoned branches included."""
         return self.read("history_view", session, timeout=timeout)
 
     def event_view(self, session: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """`Store.event_view` through the `reads` queue: the audit log of every branch."""
         return self.read("event_view", session, timeout=timeout)
 
     def message_records(self, session: str, include_content: bool = False, timeout: float = 30.0) -> list[Any]:
+        """`Store.message_records` of the current branch through the `reads` queue."""
         return self.read("message_records", session, include_content, timeout=timeout)
 
     def high_water_counters(self, session: str, timeout: float = 30.0) -> dict[str, int]:
+        """`Store.high_water_counters` through the `reads` queue."""
         return self.read("high_water_counters", session, timeout=timeout)
 
     def current_head_id(self, session: str, timeout: float = 30.0) -> str | None:
+        """`Store.current_head_id` through the `reads` queue."""
         return self.read("current_head_id", session, timeout=timeout)
 
     def call_records(self, session: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """`Store.call_records` through the `reads` queue."""
         return self.read("call_records", session, timeout=timeout)
 
     def attached_from(self, session: str, timeout: float = 30.0) -> dict[str, Any] | None:
+        """`Store.attached_from` through the `reads` queue."""
         return self.read("attached_from", session, timeout=timeout)
 
     def query(self, edn: str, *args: Any, catch_up: bool = False, timeout: float = 30.0) -> Any:
-        """A Datalog query (EDN string) over the derived index; `catch_up` first applies pending batches."""
+        """A Datalog query over the derived index, answered by a reader worker.
+
+        Args:
+            edn: the query, e.g. `'[:find ?m (count ?c) :where [?c :call/model ?m]]'`
+                (docs/queries.md, docs/datalog.md).
+            args: inputs for the query's `:in` slots after `$`, in order.
+            catch_up: apply the batches committed since the index's watermark first, so
+                the answer covers every write committed before the call.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The query's result as JSON (tuples become lists).
+        """
         return self.read("query", edn, list(args), catch_up, timeout=timeout)

@@ -1,4 +1,4 @@
-"""`integrity.*` tasks: blob scans and the consistency check of the store root (SPEC §7).
+"""`integrity.*` tasks: blob scans and the consistency check of the store root (docs/spec.md, Integrity).
 
 Names and arguments are stable: `integrity.scan(mode="incremental" | "full",
 partition=None)` — without a partition and with `Settings.scan_partitions` > 1 it fans

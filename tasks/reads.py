@@ -2,7 +2,7 @@
 
 Each task returns an envelope: `{"ok": value}` or `{"error": StoreError.as_dict()}`, so a
 "not found" reaches the producer as the same typed `StoreError` (see
-`SessionClient.read`). Names and arguments mirror `Store` (SPEC §5); `reads.query` asks
+`SessionClient.read`). Names and arguments mirror `Store` (docs/spec.md, Reads); `reads.query` asks
 the derived Datalog index (`store.index`). This module must never write to the store.
 """
 
@@ -90,7 +90,9 @@ def _plain(value: Any) -> Any:
 
 @_read_task("query")
 def query(edn: str, args: list[Any] | None = None, catch_up: bool = False) -> dict[str, Any]:
-    """A Datalog query over the derived index (SPEC §6); `catch_up` first applies pending batches."""
+    """A Datalog query over the derived index (docs/spec.md, The Datalog index).
+
+    `catch_up` first applies the batches committed since the index's watermark."""
     root = settings_of(app).root
     if not (Path(root) / "store.sqlite").exists():
         return {"error": {"type": "not-found", "message": f"no store at {root}", "what": "store", "name": root}}

@@ -19,13 +19,10 @@ from .errors import TransactError
 from .schema import Schema
 from .storage import Storage, decode, encode
 
-
-class Datom(NamedTuple):
-    e: int
-    a: str
-    v: Any
-    tx: int
-    added: bool
+# The functional form keeps the field types real objects (not strings under `from __future__
+# import annotations`), so tools that read the signature, such as pdoc, can resolve them.
+Datom = NamedTuple("Datom", [("e", int), ("a", str), ("v", Any), ("tx", int), ("added", bool)])  # noqa: UP014
+Datom.__doc__ = "One fact: entity `e` has value `v` for attribute `a`, added (or retracted) by transaction `tx`."
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Integrity of a store root (SPEC §7): blob scans, consistency checks, and their reports.
+"""Integrity of a store root (docs/spec.md, Integrity): blob scans, consistency checks, and their reports.
 
     from sessiondb.store.integrity import scan_blobs, check_consistency, last_reports
     report = scan_blobs(store, full=True)      # re-hash blobs; quarantine corrupt files

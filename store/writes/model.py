@@ -1,6 +1,6 @@
 """The shape of a session write: typed records for every event type, and `parse_write`.
 
-This is the schema check of the write path (parse -> plan -> execute, `commit.py`). A write
+This is the schema check of a write (docs/spec.md, Writes: Validation; parse -> plan -> execute). A write
 arrives as plain data (decoded JSON or msgpack); `parse_write` turns it into typed records
 or raises one `ValidationError` naming the write, the event index and the field. An event
 type in a namespace the store owns (`message/`, `head/`, ... : `OWNED_NAMESPACES`) must be

@@ -56,7 +56,11 @@ def queued_write_counts(fleet) -> list[int]:
 def test_producer_batches_many_writes_into_few_broker_messages(fleet):
     client = SessionClient(fleet.settings, batch_max=250, linger_ms=30_000)  # only size triggers a send
     try:
-        for k in range(1000):
+        client.write("s", [{"type": "message/added", "role": "user", "content": "0"}])
+        # nothing is in flight, so the first write is published alone at once (waited for here:
+        # on a loaded machine the loop below could otherwise outrun the sender thread)
+        wait_until(lambda: fleet.redis.llen(WRITES) == 1, 10, "the first write's message")
+        for k in range(1, 1000):
             client.write("s", [{"type": "message/added", "role": "user", "content": str(k)}])
         client.flush()
         # no writer runs, so the messages wait in the queue: the first write went alone at once

@@ -1,6 +1,6 @@
 """High-water counters: each session's counter per id kind must be at least the highest id used.
 
-A counter below a used id would make the writer hand out an id again (SPEC §3 rule 6).
+A counter below a used id would make the writer hand out an id again (docs/spec.md, High-water counters).
 One grouped query per kind, over the primary keys. Read-only.
 """
 
