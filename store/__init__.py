@@ -14,6 +14,7 @@ from .errors import (
     StoreError,
     ValidationError,
     WriteFailedError,
+    WriterLockHeldError,
 )
 from .settings import Settings
 from .store import Store, raise_for
@@ -31,5 +32,6 @@ __all__ = [
     "StoreError",
     "ValidationError",
     "WriteFailedError",
+    "WriterLockHeldError",
     "raise_for",
 ]

@@ -72,6 +72,22 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
+def run_celery(app: Celery, argv: list[str]) -> int:
+    """Run a `celery` sub-command (worker, beat, flower) on `app` in this process; its exit code.
+
+    As `app.start(argv)` does, but keeping the exit code: Celery's `start` and `worker_main`
+    drop it, so a worker that died of an unrecoverable error (its store would not open)
+    would otherwise exit 0 and look like a clean stop to a supervisor."""
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
+
+
 def settings_of(app: Celery) -> Settings:
     """The Settings an app was built from (workers read their store root from here)."""
     return app.sessiondb_settings

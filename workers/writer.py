@@ -19,7 +19,7 @@ then, in this order:
 
 The prefetch window is widened by one per buffered message (as Celery does for ETA
 tasks) so a group can span many messages. Only a process that holds the writer lock
-(`workers.lock`, taken by `workers.writer_step`) ever commits. This module must never
+(`store.writer_lock`, taken by `workers.writer_step`) ever commits. This module must never
 be imported by producers.
 """
 
@@ -34,12 +34,12 @@ from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
 from sessiondb.store import Store
+from sessiondb.store.writer_lock import WriterLock
 from sessiondb.tasks import receipts, routing
 from sessiondb.tasks.celery_app import settings_of
 
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
-from .lock import WriterLock
 from .notify import IndexNotifier
 
 log = logging.getLogger("sessiondb.writer")

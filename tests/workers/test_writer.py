@@ -11,9 +11,9 @@ import uuid
 
 from fleet_fixtures import expected_contents, messages_of, wait_until
 
+from sessiondb.store.writer_lock import holder_pid
 from sessiondb.tasks import SessionClient
 from sessiondb.tasks.routing import COMMIT, WRITES
-from sessiondb.workers.lock import holder_pid
 
 
 def test_a_malformed_write_among_good_ones_is_rejected_alone_and_the_writer_lives(fleet):
