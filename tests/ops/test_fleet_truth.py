@@ -145,6 +145,14 @@ def test_up_refuses_at_once_when_a_writer_outside_the_fleet_holds_the_lock(tmp_p
     assert not (root / "redis").exists()  # refused before starting anything
 
 
+def test_up_on_a_configured_broker_nobody_listens_on_says_so_and_starts_nothing(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = subprocess.run([*CLI, "up"], env=clean_env(SESSIONDB_ROOT=str(tmp_path / "store"), SESSIONDB_BROKER_URL=url),
+                          capture_output=True, timeout=120)
+    assert done.returncode == 1 and f"cannot reach the broker at {url}" in done.stderr.decode()
+    assert b"fleet: running" not in done.stdout and b"started" not in done.stdout
+
+
 def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp_path, ups):
     root, port = tmp_path / "store", free_port()
     env = clean_env(SESSIONDB_ROOT=str(root), SESSIONDB_FLOWER_PORT=str(port))
@@ -196,6 +204,13 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     for role, queue in (("writer", "writes"), ("indexer", "index"), ("scanner", "integrity"), ("reader", "reads")):
         assert f".> {queue}" in (text := (logs / f"{role}.log").read_text()) and \
             re.search(rf"\.> {queue}\s+exchange={queue}\(direct\) key={queue}\b", text), text
+
+    # A child that exits once the fleet runs is named (role, how it ended, its log) and restarted.
+    scanner = next(pid for pid in descendants(first.proc.pid)
+                   if b"worker\0scanner" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(scanner, signal.SIGKILL)
+    wait_until(lambda: "fleet: scanner was killed by SIGKILL" in first.output, 60, "up to report the scanner's exit")
+    assert f"(log: {logs / 'scanner.log'})" in first.output and "restarting it" in first.output
 
     # Ctrl-C: the first fleet stops cleanly and only then gives up its broker file.
     family = descendants(first.proc.pid)
