@@ -178,10 +178,11 @@ class Fleet:
     def _not_ready(self, writer_ready: bool, unanswered: set[str], workers: dict[str, Child],
                    flower_ready: bool) -> str:
         missing = []
-        if not writer_ready:
+        writer = next((c for c in self.children if c.name == "writer"), None)
+        if not writer_ready and writer is not None and writer.proc is not None:
             pid = holder_pid(self.root)
-            missing.append(f"the writer has not taken {self.root / LOCK_FILE}"
-                           + (f" (the file names pid {pid})" if pid else ""))
+            missing.append(f"the writer (pid {writer.proc.pid}, log: {writer.log_path}) has not taken "
+                           f"{self.root / LOCK_FILE}" + (f", which names pid {pid}" if pid else ""))
         for name in sorted(unanswered):
             child = workers[name]
             missing.append(f"{child.name} ({name}) did not answer a ping (log: {child.log_path}"
