@@ -154,15 +154,15 @@ class Fleet:
         deadline = time.monotonic() + timeout
         app = make_app(Settings.from_env(root=str(self.root), broker_url=self.broker_url))
         workers = {node_name(c.name, c.proc.pid): c for c in self.children if c.name in ROLES and c.proc}
-        writer = next((c for c in self.children if c.name == "writer"), None)
-        unanswered, writer_ready, flower_ready = set(workers), writer is None, not self.with_flower
+        writer_pid = next((c.proc.pid for c in self.children if c.name == "writer" and c.proc), None)
+        unanswered, writer_ready, flower_ready = set(workers), writer_pid is None, not self.with_flower
         try:
             while True:
                 for child in self.children:
                     if not child.alive():
                         raise FleetStartError(f"{child.exit_report()}; the fleet did not start and was stopped")
                 if not writer_ready:
-                    writer_ready = writer_holds_lock(self.root, writer.proc.pid)  # type: ignore[union-attr]
+                    writer_ready = writer_pid is not None and writer_holds_lock(self.root, writer_pid)
                 unanswered = unanswered_pings(app, unanswered, timeout=0.5)
                 if not flower_ready:
                     flower_ready = http_answers(self.flower_url + "healthcheck")
