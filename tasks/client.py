@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -40,7 +41,7 @@ from sessiondb.store import Settings, raise_for
 
 from . import receipts, routing
 from .broker import check_broker, printable_url
-from .celery_app import configured_broker, make_app
+from .celery_app import BROKER_FILE, configured_broker, make_app
 from .errors import BrokerUnreachableError, ClientClosedError, NoBrokerError, ReceiptTimeout
 
 _json_size = msgspec.json.Encoder(enc_hook=str).encode  # 8x faster than json.dumps for a 1 KiB write
@@ -158,7 +159,15 @@ class SessionClient:
 
     def ping(self, timeout: float = 5.0) -> None:
         """Return once the broker answers; `BrokerUnreachableError` if it does not within `timeout` s."""
-        check_broker(self.broker_url, timeout)
+        try:
+            check_broker(self.broker_url, timeout)
+        except BrokerUnreachableError as exc:
+            if self.settings.broker_url:
+                raise
+            # The URL came from the file a `sessiondb up` left in the root: most likely that fleet is gone.
+            where = Path(self.settings.root) / BROKER_FILE
+            raise BrokerUnreachableError(exc.url, f"{exc.reason} (the URL is from {where}, written by a"
+                                         " `sessiondb up` that may no longer run)", timeout) from None
 
     def _broker_unreachable(self) -> BrokerUnreachableError | None:
         reason = self._broker_down

@@ -53,6 +53,22 @@ def test_cli_write_against_a_broker_nobody_listens_on_says_so_within_the_timeout
     assert elapsed < 5 + 10  # the 5 s given plus the interpreter's start on a busy machine; it was 12 s of waiting
 
 
+def test_a_stale_broker_file_left_by_a_killed_fleet_is_named(tmp_path):
+    root = tmp_path / "store"
+    (root / "fleet").mkdir(parents=True)
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    (root / "fleet" / "broker_url").write_text(url + "\n")  # what a `sessiondb up` killed with -9 leaves
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"write_id": "x", "session": "x", "events": [{"type": "session/started"}]}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
+    for command in (["write", str(path), "--wait", "--timeout", "2"], ["demo"]):
+        done = subprocess.run([sys.executable, "-m", "sessiondb.ops.cli", *command, "--root", str(root)], env=env,
+                              capture_output=True, timeout=120)
+        stderr = done.stderr.decode()
+        assert done.returncode == 1 and f"cannot reach the broker at {url}" in stderr, stderr
+        assert str(root / "fleet" / "broker_url") in stderr and "Traceback" not in stderr
+
+
 def test_a_receipt_wait_on_a_broker_that_went_away_names_the_broker_not_the_writer(tmp_path):
     server = EmbeddedRedis(tmp_path / "redis").start()
     try:
