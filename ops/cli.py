@@ -102,6 +102,7 @@ def write(file: Path, wait: bool = typer.Option(False, "--wait", help="wait for 
 
     writes = read_jsonl(file)
     with SessionClient(settings_for(root)) as client:
+        client.ping(min(timeout, 5.0))  # a broker nobody listens on: say so now, not as a missing receipt
         handles = client.write_many(writes)
         client.flush()
         if not wait:
@@ -174,13 +175,15 @@ def worker(role: str = typer.Argument(..., help="writer | indexer | scanner | re
 
     if role not in ROLES:
         fail(f"unknown worker role {role!r}: choose one of {', '.join(ROLES)}", 2)
-    run_worker(celery_app_or_fail(), role, loglevel)
+    raise typer.Exit(run_worker(celery_app_or_fail(), role, loglevel))  # non-zero when the worker failed
 
 
 @app.command()
 def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
     """Run celery beat with sessiondb's schedule (index catch-up / rebuild, integrity scans)."""
-    celery_app_or_fail().start(["beat", "--scheduler", "celery.beat:Scheduler", "-l", loglevel])
+    from sessiondb.tasks.celery_app import run_celery
+
+    raise typer.Exit(run_celery(celery_app_or_fail(), ["beat", "--scheduler", "celery.beat:Scheduler", "-l", loglevel]))
 
 
 @app.command()
@@ -191,7 +194,7 @@ def flower(port: int | None = typer.Option(None, help="default: $SESSIONDB_FLOWE
     from sessiondb.ops.flower import run_flower
 
     settings = Settings.from_env()
-    run_flower(celery_app_or_fail(), settings, port, address or settings.flower_address)
+    raise typer.Exit(run_flower(celery_app_or_fail(), settings, port, address or settings.flower_address))
 
 
 @app.command()

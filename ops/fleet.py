@@ -1,13 +1,20 @@
 """`sessiondb up`: the whole fleet on one machine, supervised, stopped cleanly on Ctrl-C.
 
-Starts (when no broker is configured) a private `redis-server` on 127.0.0.1 with AOF in
-`<root>/redis/`, records its URL in `<root>/fleet/broker_url` for later commands, then
-the writer, indexer, scanner, reader, beat and Flower as child processes (logs in
-`<root>/fleet/logs/`). A child that dies is restarted. SIGINT/SIGTERM stops the children
-(SIGTERM = Celery's warm shutdown, then SIGKILL of the child's process group after a
-grace period) and finally Redis, leaving no process behind; children also get SIGTERM
-from the kernel if the launcher itself is killed. Owns process supervision only; it must
-never commit or read the store.
+First takes the launcher lock (`ops.fleet_lock`: one fleet per root; a second `up`
+refuses at once, naming the first). Then starts (when no broker is configured) a private
+`redis-server` on 127.0.0.1 with AOF in `<root>/redis/`, records its URL in
+`<root>/fleet/broker_url` for later commands, then the writer, indexer, scanner, reader,
+beat and Flower as child processes (logs in `<root>/fleet/logs/`).
+
+It says "running" only once the fleet is (`ops.fleet_ready`): the writer holds its lock,
+every worker answered a ping, Flower answers HTTP. A child that exits before that, or a
+fleet not ready within `Settings.fleet_start_timeout_s`, stops everything and raises
+`FleetStartError` naming the role, its exit code, its log and its last error line. A
+child that exits later is reported the same way and restarted. SIGINT/SIGTERM stops the
+children (SIGTERM = Celery's warm shutdown, then SIGKILL of the child's process group
+after a grace period) and finally Redis, leaving no process behind; children also get
+SIGTERM from the kernel if the launcher itself is killed. Owns process supervision only;
+it must never commit or read the store.
 """
 
 from __future__ import annotations
@@ -19,14 +26,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from sessiondb.store import Settings
-from sessiondb.tasks.celery_app import BROKER_FILE
+from sessiondb.store.writer_lock import LOCK_FILE, held_elsewhere, holder_pid
+from sessiondb.tasks.broker import check_broker, printable_url
+from sessiondb.tasks.celery_app import BROKER_FILE, make_app
+from sessiondb.tasks.errors import FleetStartError
+from sessiondb.workers.roles import node_name
 
+from .fleet_lock import LauncherLock
+from .fleet_ready import describe_exit, http_answers, last_error_line, unanswered_pings, writer_holds_lock
 from .redis_server import EmbeddedRedis, free_port
 
 ROLES = ("writer", "indexer", "scanner", "reader")
@@ -55,8 +66,10 @@ class Child:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self.log_offset = 0  # where this run's output starts in the (appended) log
 
     def start(self) -> None:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
@@ -64,6 +77,12 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def exit_report(self) -> str:
+        """`writer exited with code 1 (log: <path>): ValueError: ...` — role, exit, log, last error."""
+        code = self.proc.returncode if self.proc is not None else None
+        line = last_error_line(self.log_path, self.log_offset)
+        return f"{self.name} {describe_exit(code)} (log: {self.log_path})" + (f": {line}" if line else "")
 
     def signal_group(self, sig: int) -> None:
         if self.proc is not None:
@@ -83,6 +102,8 @@ class Fleet:
         self.with_flower, self.with_beat, self.roles = flower, beat, roles
         self.broker_url = settings.broker_url
         self.flower_port = settings.flower_port
+        self.launcher = LauncherLock(self.root)
+        self._broker_file_ours = False
 
     @property
     def flower_url(self) -> str:
@@ -95,15 +116,24 @@ class Fleet:
         return env
 
     def start(self) -> None:
+        self.launcher.acquire()  # FleetAlreadyRunningError before anything is started or written
+        if "writer" in self.roles and held_elsewhere(self.root):
+            # Our writer would only wait as a standby, and `up` would time out; say it now.
+            raise FleetStartError(f"{self.root / LOCK_FILE} is held by pid {holder_pid(self.root) or '?'}, a writer"
+                                  " outside this fleet: stop it first (one writer per store root)")
         (self.root / "fleet" / "logs").mkdir(parents=True, exist_ok=True)
         if not self.broker_url:
             redis_server = EmbeddedRedis(self.root / "redis", appendfsync=self.settings.redis_appendfsync)
             self.redis = redis_server.start(start_new_session=True, preexec_fn=die_with_parent)
             self.broker_url = self.redis.url
             self.say(f"redis: private redis-server on {self.broker_url} (AOF in {self.redis.dir})")
+        else:
+            check_broker(self.broker_url, 10.0)  # BrokerUnreachableError: no children to crash-loop
         (self.root / BROKER_FILE).write_text(self.broker_url + "\n")
+        self._broker_file_ours = True
         if self.with_flower and not port_free(self.flower_port):
             self.flower_port = free_port()
+        self.launcher.record(self.broker_url, self.flower_url if self.with_flower else "")
         cli = [sys.executable, "-m", "sessiondb.ops.cli"]
         specs = [(role, [*cli, "worker", role]) for role in self.roles]
         if self.with_beat:
@@ -117,28 +147,62 @@ class Fleet:
             self.children.append(child)
         self.say(f"fleet: {', '.join(c.name for c in self.children)} started (logs in {log_dir})")
 
-    def wait_flower(self, timeout: float = 60.0) -> bool:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Return once the fleet is ready (see `ops.fleet_ready`); `FleetStartError` when a child
+        exits first or `timeout` (default `Settings.fleet_start_timeout_s`) passes."""
+        timeout = self.settings.fleet_start_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.flower_url + "healthcheck", timeout=1).close()
-                return True
-            except urllib.error.HTTPError:
-                return True  # it answers (e.g. 401 with basic auth)
-            except OSError:
+        app = make_app(Settings.from_env(root=str(self.root), broker_url=self.broker_url))
+        workers = {node_name(c.name, c.proc.pid): c for c in self.children if c.name in ROLES and c.proc}
+        writer_pid = next((c.proc.pid for c in self.children if c.name == "writer" and c.proc), None)
+        unanswered, writer_ready, flower_ready = set(workers), writer_pid is None, not self.with_flower
+        try:
+            while True:
+                for child in self.children:
+                    if not child.alive():
+                        raise FleetStartError(f"{child.exit_report()}; the fleet did not start and was stopped")
+                if not writer_ready:
+                    writer_ready = writer_pid is not None and writer_holds_lock(self.root, writer_pid)
+                unanswered = unanswered_pings(app, unanswered, timeout=0.5)
+                if not flower_ready:
+                    flower_ready = http_answers(self.flower_url + "healthcheck")
+                if writer_ready and not unanswered and flower_ready:
+                    return
+                if time.monotonic() > deadline:
+                    raise FleetStartError(f"the fleet did not start within {timeout:g}s and was stopped: "
+                                          + self._not_ready(writer_ready, unanswered, workers, flower_ready))
                 time.sleep(0.2)
-        return False
+        finally:
+            app.close()
+
+    def _not_ready(self, writer_ready: bool, unanswered: set[str], workers: dict[str, Child],
+                   flower_ready: bool) -> str:
+        missing = []
+        writer = next((c for c in self.children if c.name == "writer"), None)
+        if not writer_ready and writer is not None and writer.proc is not None:
+            pid = holder_pid(self.root)
+            missing.append(f"the writer (pid {writer.proc.pid}, log: {writer.log_path}) has not taken "
+                           f"{self.root / LOCK_FILE}" + (f", which names pid {pid}" if pid else ""))
+        for name in sorted(unanswered):
+            child = workers[name]
+            missing.append(f"{child.name} ({name}) did not answer a ping (log: {child.log_path}"
+                           + (f", last: {line}" if (line := last_error_line(child.log_path, child.log_offset))
+                              else "") + ")")
+        if not flower_ready:
+            missing.append(f"Flower does not answer at {self.flower_url}")
+        return "; ".join(missing)
 
     def supervise_once(self) -> None:
-        """Restart children that died (with a short back-off)."""
+        """Report and restart children that exited (with a short back-off)."""
         for child in self.children:
             if not child.alive():
                 child.restarts += 1
-                self.say(f"fleet: {child.name} exited ({child.proc.returncode if child.proc else '?'}); restarting")
+                self.say(f"fleet: {child.exit_report()}; restarting it")
                 time.sleep(min(5.0, 0.5 * child.restarts))
                 child.start()
 
     def stop(self) -> None:
+        started = bool(self.children or self.redis)
         for child in self.children:
             if child.alive():
                 child.signal_group(signal.SIGTERM)
@@ -151,8 +215,11 @@ class Fleet:
                 child.proc.wait()
         if self.redis is not None:
             self.redis.stop()
-            (self.root / BROKER_FILE).unlink(missing_ok=True)
-        self.say("fleet: stopped")
+            if self._broker_file_ours:
+                (self.root / BROKER_FILE).unlink(missing_ok=True)
+        self.launcher.release()
+        if started:
+            self.say("fleet: stopped")
 
 
 def run_until_signal(fleet: Fleet, after_start: Callable[[], None] | None = None) -> None:
@@ -167,12 +234,14 @@ def run_until_signal(fleet: Fleet, after_start: Callable[[], None] | None = None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         fleet.start()
-        if fleet.with_flower and fleet.wait_flower():
+        fleet.wait_ready()
+        if fleet.with_flower:
             auth = " (basic auth)" if fleet.settings.flower_basic_auth else ""
             fleet.say(f"flower: {fleet.flower_url}{auth}  metrics: {fleet.flower_url}metrics")
         if after_start is not None:
             after_start()
-        fleet.say("fleet: running; Ctrl-C stops everything")
+        fleet.say(f"fleet: running (writer holds the lock, {len(fleet.roles)} workers answer, broker "
+                  f"{printable_url(fleet.broker_url)}); Ctrl-C stops everything")
         while True:
             fleet.supervise_once()
             time.sleep(0.2)

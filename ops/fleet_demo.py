@@ -48,6 +48,8 @@ def outcome(receipts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Run `agents` producer processes, then the fork + invocation; returns one result per producer."""
+    with SessionClient(settings) as client:
+        client.ping(5.0)  # BrokerUnreachableError now, not producers waiting a minute for receipts
     procs = [subprocess.Popen([sys.executable, "-m", "sessiondb.ops.fleet_demo", "producer", str(i), str(turns)],
                               stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent) for i in range(agents)]
     results = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 
 from sessiondb.store import Settings
+from sessiondb.tasks.celery_app import run_celery
 
 from . import flower_metrics
 
@@ -21,6 +22,7 @@ def flower_argv(settings: Settings, port: int, address: str) -> list[str]:
     return argv
 
 
-def run_flower(app: Celery, settings: Settings, port: int | None = None, address: str = "127.0.0.1") -> None:
+def run_flower(app: Celery, settings: Settings, port: int | None = None, address: str = "127.0.0.1") -> int:
+    """Run Flower until it is stopped; returns its exit code."""
     flower_metrics.register(app.conf.broker_url, settings.root)
-    app.start(flower_argv(settings, port or settings.flower_port, address))
+    return run_celery(app, flower_argv(settings, port or settings.flower_port, address))

@@ -17,6 +17,7 @@ from .errors import (
     StoreError,
     ValidationError,
     WriteFailedError,
+    WriterLockHeldError,
 )
 from .settings import Settings
 from .store import Store, raise_for, receipt_counts
@@ -37,6 +38,7 @@ __all__ = [
     "StoreError",
     "ValidationError",
     "WriteFailedError",
+    "WriterLockHeldError",
     "raise_for",
     "receipt_counts",
 ]

@@ -147,6 +147,24 @@ class CorruptBlobError(StoreError):
         self.blob_id, self.reason = blob_id, reason
 
 
+class WriterLockHeldError(StoreError):
+    """Another process holds the store root's writer lock (a fleet's writer): this process
+    may read the root but must not write to it."""
+
+    kind = "store/writer-lock-held"
+
+    def __init__(self, root: str, holder_pid: int | None) -> None:
+        holder = f"pid {holder_pid}" if holder_pid else "another process"
+        super().__init__(
+            f"store at {root}: the writer lock is held by {holder} (a fleet's writer); this process may"
+            " read but not write: send writes through the fleet (SessionClient, `sessiondb write`)"
+            " or stop that writer",
+            root=root,
+            holder_pid=holder_pid,
+        )
+        self.root, self.holder_pid = root, holder_pid
+
+
 class SchemaVersionError(StoreError):
     """The store root was written by a newer sessiondb than this one, or (opened read-only,
     which never migrates) by an older one."""

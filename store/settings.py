@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: Flower basic auth ("user:password"); empty -> no auth
     flower_basic_auth: str = ""
     flower_port: int = 5555
+    #: `sessiondb up`: seconds for the writer to take its lock, every worker to answer a ping and
+    #: Flower to answer HTTP; past it everything is stopped and `up` exits non-zero
+    fleet_start_timeout_s: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

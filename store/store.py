@@ -10,11 +10,17 @@
 Owns the store root (store.sqlite, blobs/, quarantine/), opening and migrating it, and
 running group commits and read views each in one SQLite transaction. It never imports
 Celery: the workers drive it.
+
+One writer per root: a commit holds the root's writer lock (`store.writer_lock`). A
+process that already holds it (the fleet's writer) commits at once; any other process
+takes it for the length of the commit, or, while another process holds it (a running
+fleet), gets `WriterLockHeldError` and nothing is written. Reads never need the lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,11 @@ from sqlalchemy import Connection
 
 from . import views
 from .blobs import BlobStore
-from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError
+from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
 from .gc_pause import gc_paused
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine
 from .settings import Settings
+from .writer_lock import WriterLock, held_here, holder_pid
 from .writes.commit import GroupCommit
 
 
@@ -54,9 +61,9 @@ class Store:
     """A store root opened in this process: commit session writes, read views of sessions.
 
     Open one with `Store.open(root)`; use it as a context manager or call `close()`.
-    Writes through a `Store` do not take the fleet's writer lock: do not commit through a
-    `Store` on a root that a running fleet's writer serves (use `sessiondb.SessionClient`
-    there); reading such a root is fine.
+    Every commit holds the root's writer lock (`<root>/writer.lock`) for its length: on a
+    root a running fleet's writer serves, commits from another process raise
+    `WriterLockHeldError` (use `sessiondb.SessionClient` there); reading it is fine.
 
     Every name of a session below (`session`) may be a session id or an alias. Errors are
     `sessiondb.StoreError`s; an unknown session or head is a `sessiondb.NotFoundError`.
@@ -160,10 +167,25 @@ class Store:
             return []
         if self.readonly:
             raise ReadOnlyStoreError(str(self.root))
-        with self.engine.connect() as conn:
+        with self.writer_lock(), self.engine.connect() as conn:
             conn.info["begin"] = "BEGIN IMMEDIATE"
             with conn.begin(), gc_paused():
                 return GroupCommit(conn, self.blobs, self.settings).run(writes)
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the root's writer lock for a commit: already ours (we are the fleet's writer),
+        or taken now and given back after; `WriterLockHeldError` if another process holds it."""
+        if held_here(self.root):
+            yield
+            return
+        lock = WriterLock(self.root)
+        if not lock.try_acquire():
+            raise WriterLockHeldError(str(self.root), holder_pid(self.root))
+        try:
+            yield
+        finally:
+            lock.release()
 
     def commit(self, write: dict[str, Any]) -> dict[str, Any]:
         """Apply one write (see `commit_many`).

@@ -1,103 +1,51 @@
-"""kombu's Redis transport, with the `writes` queue popped so that no message is ever only in a socket.
+"""Is the broker there? One Redis PING with a deadline, and broker URLs fit to print.
 
-kombu takes a message off a Redis list with BRPOP and records it as unacknowledged (the
-`unacked` hash) afterwards, on the client. In between, the message is nowhere in Redis:
-it is in the consumer's socket buffer. kombu keeps a BRPOP outstanding while the worker is
-busy, so for the writer that window lasts as long as a group commit, and a `kill -9` in it
-loses every message Redis handed over meanwhile.
-
-Here a consumer of exactly the `writes` queue (the writer: only the holder of the writer
-lock consumes it) pops with `BLMOVE writes writes.inflight`: Redis moves the message to
-the in-flight list in the same step. Recording it as unacknowledged removes it from the
-in-flight list in the same MULTI/EXEC. So at every instant a `writes` message is in exactly
-one of: the `writes` list, `writes.inflight`, the `unacked` hash; `workers.takeover` gives
-back what a dead writer left in the last two, oldest first.
-
-Every other queue, every producer and every other worker use kombu's transport as it is.
-This module never decides anything about writes.
+Producers (`SessionClient.ping`, `sessiondb write`) and the launcher (`sessiondb up`) ask
+this before they rely on the broker, so that a broker nobody listens on is reported as
+such within the caller's timeout, instead of as a missing receipt much later. Owns only
+that check; it must never send a task.
 """
 
 from __future__ import annotations
 
-from time import monotonic, time
+import time
+from urllib.parse import urlsplit, urlunsplit
 
-from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
-from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps, loads
+import redis
 
-from .routing import WRITES
-
-#: where a `writes` message sits between leaving `writes` and being recorded in `unacked`
-INFLIGHT = WRITES + ".inflight"
+from .errors import BrokerUnreachableError
 
 
-class QoS(kombu_redis.QoS):
-    def append(self, message, delivery_tag):  # noqa: ANN001 - kombu's signature
-        item = self.channel._popped
-        if item is None:
-            return super().append(message, delivery_tag)
-        self.channel._popped = None
-        delivery = message.delivery_info
-        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
-        with self.pipe_or_acquire() as pipe:  # a transaction: recorded and out of in-flight together
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()}) \
-                .hset(self.unacked_key, delivery_tag, record) \
-                .lrem(INFLIGHT, 1, item) \
-                .execute()
-        virtual.QoS.append(self, message, delivery_tag)
+def printable_url(url: str) -> str:
+    """The URL with its password masked (it ends up in error messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-class Channel(kombu_redis.Channel):
-    QoS = QoS
-    _popped: bytes | None = None  # the raw message BLMOVE just moved to INFLIGHT, until recorded
-    _blmove = False  # the outstanding blocking pop is a BLMOVE (its reply is the item alone)
-
-    def _moves_writes(self, queues: list[str]) -> bool:
-        return queues == [WRITES] and list(self.priority_steps) == [0] and not self.global_keyprefix
-
-    def _brpop_start(self, timeout=None):  # noqa: ANN001 - kombu's signature
-        queues = self._queue_cycle.consume(len(self.active_queues))
-        if not self._moves_writes(list(queues)):
-            return super()._brpop_start(timeout)
-        self._in_poll = self.client.connection
-        self._brpop_sent_at = monotonic()
-        self._blmove = True
-        timeout = self.brpop_timeout if timeout is None else timeout
-        self.client.connection.send_command("BLMOVE", WRITES, INFLIGHT, "RIGHT", "LEFT", timeout or 0)
-
-    def _poll_error(self, type, **options):  # noqa: A002, ANN001, ANN003 - kombu's signature
-        # the connection failed with a pop outstanding: a moved item stays in INFLIGHT, where
-        # the consumer's restart (workers.writer_step) gives it back
-        self._blmove = False
-        return super()._poll_error(type, **options)
-
-    def _brpop_read(self, **options):  # noqa: ANN003 - kombu's signature
-        if not self._blmove:
-            return super()._brpop_read(**options)
-        self._blmove = False
+def check_broker(url: str, timeout: float) -> None:
+    """Return once the Redis at `url` answers PING; `BrokerUnreachableError` if it does not within
+    `timeout` seconds (retrying meanwhile: a broker that is just starting is not an error)."""
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return  # not a Redis broker: Celery's own connection retries are all we have
+    deadline = time.monotonic() + max(0.0, timeout)
+    reason = "no answer"
+    while True:
+        left = deadline - time.monotonic()
+        # Each attempt is bounded by what is left of the deadline: an address that drops packets
+        # would otherwise hang in connect() for the kernel's timeout (minutes).
+        step = min(max(left, 0.1), 2.0)
+        client = redis.Redis.from_url(url, socket_connect_timeout=step, socket_timeout=step)
         try:
-            try:
-                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()  # the next iteration reconnects
-                raise
-            if item is None:
-                raise kombu_redis.Empty()
-            self._queue_cycle.rotate(WRITES)
-            self._popped = item
-            try:
-                self.connection._deliver(loads(bytes_to_str(item)), WRITES)
-            finally:
-                if self._popped is not None:  # never recorded: give it back to the front of the queue
-                    self._popped = None
-                    with self.conn_or_acquire() as client:
-                        client.pipeline().rpush(WRITES, item).lrem(INFLIGHT, 1, item).execute()
-            return True
+            if client.ping():
+                return
+        except (redis.RedisError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
         finally:
-            self._in_poll = None
-            self._flush_brpop_reauth()
-
-
-class Transport(kombu_redis.Transport):
-    Channel = Channel
+            client.close()
+        if time.monotonic() + 0.2 >= deadline:
+            raise BrokerUnreachableError(printable_url(url), reason, timeout)
+        time.sleep(0.2)

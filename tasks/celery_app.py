@@ -19,8 +19,8 @@ from . import routing, schedule
 
 #: written by `sessiondb up` when it starts its private Redis, read by later commands
 BROKER_FILE = "fleet/broker_url"
-#: kombu's Redis transport with an atomic pop of the `writes` queue (see tasks/broker.py)
-BROKER_TRANSPORT = "sessiondb.tasks.broker:Transport"
+#: kombu's Redis transport with an atomic pop of the `writes` queue (see tasks/transport.py)
+BROKER_TRANSPORT = "sessiondb.tasks.transport:Transport"
 #: the conventional local Redis: only a last resort for a bare `celery -A sessiondb.tasks ...`
 FALLBACK_BROKER = "redis://127.0.0.1:6379/0"
 
@@ -45,7 +45,7 @@ def make_app(settings: Settings) -> Celery:
     # body_encoding utf-8: a JSON body travels as it is, not base64 inside the JSON envelope
     # (a third less to send and store, no base64 on either side); messages of either kind decode
     # priority_steps [0]: one Redis list per queue (no priorities), so the writer can pop `writes`
-    # with one atomic BLMOVE (tasks/broker.py)
+    # with one atomic BLMOVE (tasks/transport.py)
     broker_transport = {**transport, "body_encoding": "utf-8", "priority_steps": [0]}
     app.conf.update(
         task_serializer="json",
@@ -75,6 +75,22 @@ def make_app(settings: Settings) -> Celery:
     # The writer's flock + takeover step; a string so that tasks/ never imports workers/.
     app.steps["consumer"].add("sessiondb.workers.writer_step:WriterLockStep")
     return app
+
+
+def run_celery(app: Celery, argv: list[str]) -> int:
+    """Run a `celery` sub-command (worker, beat, flower) on `app` in this process; its exit code.
+
+    As `app.start(argv)` does, but keeping the exit code: Celery's `start` and `worker_main`
+    drop it, so a worker that died of an unrecoverable error (its store would not open)
+    would otherwise exit 0 and look like a clean stop to a supervisor."""
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
 
 
 def settings_of(app: Celery) -> Settings:

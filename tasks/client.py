@@ -31,7 +31,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -41,8 +42,9 @@ from celery import Celery
 from sessiondb.store import Settings, raise_for
 
 from . import receipts, routing
-from .celery_app import configured_broker, make_app
-from .errors import ClientClosedError, NoBrokerError, ReceiptTimeout
+from .broker import check_broker, printable_url
+from .celery_app import BROKER_FILE, configured_broker, make_app
+from .errors import BrokerUnreachableError, ClientClosedError, NoBrokerError, ReceiptTimeout
 
 _json_size = msgspec.json.Encoder(enc_hook=str).encode  # 8x faster than json.dumps for a 1 KiB write
 PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
@@ -51,8 +53,10 @@ PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
 class WriteHandle:
     """The pending result of one write: `.receipt(timeout)` waits for the writer's receipt."""
 
-    def __init__(self, write_id: str, session: str) -> None:
+    def __init__(self, write_id: str, session: str,
+                 broker_error: Callable[[], BrokerUnreachableError | None] = lambda: None) -> None:
         self.write_id, self.session = write_id, session
+        self._broker_error = broker_error
         self._done = threading.Event()
         self._receipt: dict[str, Any] | None = None
         #: time.monotonic() of write() and of the receipt's arrival (for latency measurements)
@@ -86,7 +90,8 @@ class WriteHandle:
             StoreError: with `raise_on_reject`, the write was rejected.
         """
         if not self._done.wait(timeout):
-            raise ReceiptTimeout(self.write_id, timeout)
+            # No receipt: say why when we know it (the broker is gone), not "is the writer running?"
+            raise self._broker_error() or ReceiptTimeout(self.write_id, timeout)
         assert self._receipt is not None
         return raise_for(self._receipt) if raise_on_reject else self._receipt
 
@@ -159,7 +164,10 @@ class SessionClient:
         self.reply_key = receipts.reply_key(self.client_id)
         self.batch_max, self.batch_bytes = batch_max, batch_bytes
         self.linger_s, self.resend_after_s = linger_ms / 1000.0, resend_after_s
-        self._redis = redis.Redis.from_url(broker)
+        self.broker_url = broker
+        # A bounded connect: an address that drops packets must not hang the receiver for minutes.
+        self._redis = redis.Redis.from_url(broker, socket_connect_timeout=5.0)
+        self._broker_down: str | None = None  # why the receiver's last Redis call failed, if it did
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
         self._buffer: list[_Pending] = []
@@ -216,7 +224,7 @@ class SessionClient:
         write_id = write.get("write_id")
         if not isinstance(write_id, str) or not write_id:
             raise ValueError(f"a write needs a non-empty string write_id, got {write_id!r}")
-        handle = WriteHandle(write_id, str(write.get("session")))
+        handle = WriteHandle(write_id, str(write.get("session")), self._broker_unreachable)
         size = len(_json_size(write))  # what the message will carry, about
         with self._cond:
             if self._closed:
@@ -231,6 +239,22 @@ class SessionClient:
             self._pending[write_id] = entry
             self._enqueue(entry)
         return handle
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """Return once the broker answers; `BrokerUnreachableError` if it does not within `timeout` s."""
+        try:
+            check_broker(self.broker_url, timeout)
+        except BrokerUnreachableError as exc:
+            if self.settings.broker_url:
+                raise
+            # The URL came from the file a `sessiondb up` left in the root: most likely that fleet is gone.
+            where = Path(self.settings.root) / BROKER_FILE
+            raise BrokerUnreachableError(exc.url, f"{exc.reason} (the URL is from {where}, written by a"
+                                         " `sessiondb up` that may no longer run)", timeout) from None
+
+    def _broker_unreachable(self) -> BrokerUnreachableError | None:
+        reason = self._broker_down
+        return BrokerUnreachableError(printable_url(self.broker_url), reason) if reason else None
 
     def flush(self) -> None:
         """Publish everything buffered now, without waiting for the linger or for receipts."""
@@ -329,9 +353,11 @@ class SessionClient:
                     return
             try:
                 item = self._redis.blpop([self.reply_key], timeout=1)
-            except redis.RedisError:
+            except redis.RedisError as exc:
+                self._broker_down = str(exc) or type(exc).__name__
                 time.sleep(0.5)
                 continue
+            self._broker_down = None
             if item is not None:
                 self._dispatch(receipts.decode(item[1]))
             if time.monotonic() - last_check > 1.0:

@@ -6,7 +6,7 @@ to a broker.
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 WRITES, INDEX, INTEGRITY, READS = "writes", "index", "integrity", "reads"
 QUEUES = (WRITES, INDEX, INTEGRITY, READS)
@@ -20,5 +20,9 @@ INTEGRITY_SCAN = "integrity.scan"
 INTEGRITY_CHECK = "integrity.check"
 READS_PREFIX = "reads."
 
-TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in QUEUES)
+# Each queue has its own direct exchange of the same name. Left unnamed, kombu/Celery would bind
+# every queue to the default exchange (named after `task_default_queue`, i.e. `reads`), and the
+# worker banner would show `exchange=reads` for the writes queue: routing still worked, by key
+# alone, but the declared topology said something else than this table.
+TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
 TASK_ROUTES = {f"{queue}.*": {"queue": queue, "routing_key": queue} for queue in QUEUES}

@@ -14,6 +14,8 @@ import socket
 
 from celery import Celery
 
+from sessiondb.tasks.celery_app import run_celery
+
 ROLES: dict[str, dict[str, str]] = {
     # One consumer, commits in the consumer thread; the prefetch window is widened by the strategy.
     "writer": {"queue": "writes", "pool": "solo", "concurrency": "1", "prefetch": "4"},
@@ -26,15 +28,21 @@ ROLES: dict[str, dict[str, str]] = {
 }
 
 
+def node_name(role: str, pid: int) -> str:
+    """The Celery node name of the `role` worker running as process `pid` on this host
+    (`sessiondb up` pings its workers by these names)."""
+    return f"{role}-{pid}@{socket.gethostname()}"
+
+
 def worker_argv(role: str, loglevel: str = "INFO") -> list[str]:
     spec = ROLES[role]
     return [
         "worker", "-Q", spec["queue"], "-P", spec["pool"], "-c", spec["concurrency"],
-        "--prefetch-multiplier", spec["prefetch"], "-n", f"{role}-{os.getpid()}@{socket.gethostname()}",
+        "--prefetch-multiplier", spec["prefetch"], "-n", node_name(role, os.getpid()),
         "--without-mingle", "--without-gossip", "-E", "-l", loglevel,
     ]
 
 
-def run_worker(app: Celery, role: str, loglevel: str = "INFO") -> None:
-    """Run the worker of `role` in this process until it is stopped."""
-    app.worker_main(argv=worker_argv(role, loglevel))
+def run_worker(app: Celery, role: str, loglevel: str = "INFO") -> int:
+    """Run the worker of `role` in this process until it is stopped; returns its exit code."""
+    return run_celery(app, worker_argv(role, loglevel))

@@ -1,6 +1,6 @@
 """Give a dead writer's in-flight `writes` messages back to the queue, at once.
 
-A `writes` message that left the queue is in one of two places (tasks/broker.py):
+A `writes` message that left the queue is in one of two places (tasks/transport.py):
 `writes.inflight` (moved there by the writer's BLMOVE, not yet recorded) or kombu's
 `unacked` hash (recorded, not yet acknowledged). kombu restores the hash only after the
 visibility timeout (an hour here). When a writer takes the writer lock, the previous
@@ -23,8 +23,8 @@ from celery import Celery
 from kombu.transport.redis import Mutex, MutexHeld
 from kombu.utils.encoding import bytes_to_str
 
-from sessiondb.tasks.broker import INFLIGHT
 from sessiondb.tasks.routing import WRITES
+from sessiondb.tasks.transport import INFLIGHT
 
 
 def restore_unacked_writes(app: Celery, attempts: int = 50) -> int:

@@ -21,12 +21,12 @@ A group that cannot be committed now (store.sqlite locked, disk failure) or whos
 receipts cannot be delivered stays in the buffer, unacknowledged and in order, and is
 retried with backoff (`RETRY_FIRST_S` .. `RETRY_MAX_S`); it is never requeued, so no
 requeue can reorder or drop it. The `writes` queue is popped atomically into
-`writes.inflight` (tasks/broker.py), so a kill at any moment leaves every message
+`writes.inflight` (tasks/transport.py), so a kill at any moment leaves every message
 somewhere the next writer restores it from (workers/takeover.py).
 
 The prefetch window is widened by one per buffered message (as Celery does for ETA
 tasks) so a group can span many messages. Only a process that holds the writer lock
-(`workers.lock`, taken by `workers.writer_step`) ever commits. This module must never
+(`store.writer_lock`, taken by `workers.writer_step`) ever commits. This module must never
 be imported by producers.
 """
 
@@ -41,12 +41,12 @@ from celery import Celery
 from kombu.exceptions import ContentDisallowed
 
 from sessiondb.store import Store, receipt_counts
+from sessiondb.store.writer_lock import WriterLock
 from sessiondb.tasks import receipts, routing
 from sessiondb.tasks.celery_app import settings_of
 
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
-from .lock import WriterLock
 from .notify import IndexNotifier
 
 log = logging.getLogger("sessiondb.writer")

@@ -43,5 +43,7 @@ class WriterLockStep(bootsteps.StartStopStep):
             "standby: writer.lock in %s is held by pid %s; waiting to take over", runtime.settings.root, pid))
         restored = restore_unacked_writes(c.app)
         runtime.ready()
-        log.warning("writer: lock taken (pid in %s), %d in-flight messages of a previous writer restored",
-                    runtime.lock.path, restored)
+        # A normal start: INFO. Restored messages mean a writer died with work in flight: WARNING.
+        log.log(logging.WARNING if restored else logging.INFO,
+                "writer: lock taken (pid in %s), %d in-flight messages of a previous writer restored",
+                runtime.lock.path, restored)

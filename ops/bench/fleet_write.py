@@ -33,9 +33,9 @@ from sessiondb.ops.bench import fs_probe
 from sessiondb.ops.bench.store_write import make_writes, precreate_blob_dirs
 from sessiondb.ops.redis_server import EmbeddedRedis
 from sessiondb.store import Settings, Store
+from sessiondb.store.writer_lock import holder_pid
 from sessiondb.tasks import SessionClient
 from sessiondb.workers import stats as writer_stats
-from sessiondb.workers.lock import holder_pid
 
 
 def produce(index: int, count: int, rate: float) -> None:

@@ -22,8 +22,8 @@ from celery import Celery
 
 from sessiondb.ops.redis_server import EmbeddedRedis
 from sessiondb.store import Settings, Store
+from sessiondb.store.writer_lock import holder_pid
 from sessiondb.tasks import make_app
-from sessiondb.workers.lock import holder_pid
 
 PRODUCER = str(Path(__file__).with_name("producer.py"))
 

@@ -79,7 +79,7 @@ def run_shell(script: str, root: Path, env: dict[str, str] | None = None) -> int
 
 HOLD_LOCK = """
 import sys, time
-from sessiondb.workers.lock import WriterLock
+from sessiondb.store.writer_lock import WriterLock
 lock = WriterLock(sys.argv[1])
 assert lock.try_acquire()
 print("held", flush=True)

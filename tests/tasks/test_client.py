@@ -146,3 +146,12 @@ def test_publish_uses_json_never_pickle(fleet):
     raw = fleet.redis.lindex(WRITES, 0)
     assert raw is not None and b'"content-type": "application/json"' in raw
     assert COMMIT.encode() in raw and b"pickle" not in raw
+
+
+def test_each_queue_is_declared_on_its_own_exchange():
+    # What `celery -A sessiondb.tasks worker` prints under [queues]: one line per queue.
+    banner = app.amqp.queues.format()
+    for queue in QUEUES:
+        assert f".> {queue}" in banner and f"exchange={queue}(direct) key={queue}" in banner, banner
+        route = app.amqp.router.route({}, f"{queue}.anything")
+        assert route["queue"].exchange.name == queue and route["routing_key"] == queue

@@ -13,9 +13,9 @@ import uuid
 from fleet_fixtures import expected_contents, messages_of, wait_until
 
 from sessiondb.store import NotFoundError
+from sessiondb.store.writer_lock import holder_pid
 from sessiondb.tasks import SessionClient
 from sessiondb.tasks.routing import COMMIT, WRITES
-from sessiondb.workers.lock import holder_pid
 
 
 def test_a_malformed_write_among_good_ones_is_rejected_alone_and_the_writer_lives(fleet):
@@ -165,7 +165,7 @@ NEVER = "1000000"  # a producer that never resends: only the broker and the writ
 
 def test_kill_9_while_messages_arrive_during_commits_loses_none_even_without_resend(fleet):
     # Messages that reach Redis while the writer commits are handed over at once (the writer
-    # pops `writes` atomically into `writes.inflight`, tasks/broker.py); a kill -9 at any
+    # pops `writes` atomically into `writes.inflight`, tasks/transport.py); a kill -9 at any
     # moment leaves each of them in the queue, in flight or unacked, and the next writer
     # gives them back in order. The producers never resend, so a lost message would never
     # get its receipt.
