@@ -43,9 +43,12 @@ def open_store(root: Path | None, must_exist: bool = True) -> Store:
     return Store.open(settings.root, settings)
 
 
-def emit(data: Any, as_json: bool, title: str = "") -> None:
+def emit(data: Any, as_json: bool, title: str = "", noun: str = "results") -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    if isinstance(data, list) and not data:  # a person reads "0 results", never []
+        out.print(f"0 {noun}", highlight=False)
         return
     if isinstance(data, list) and data and isinstance(data[0], dict):
         table = Table(title=title or None)
@@ -56,8 +59,6 @@ def emit(data: Any, as_json: bool, title: str = "") -> None:
         out.print(table)
     else:
         out.print_json(json.dumps(data, default=str))
-
-
 
 
 def _version(value: bool) -> None:

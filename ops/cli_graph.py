@@ -1,0 +1,50 @@
+"""`sessiondb graph SESSION [--svg FILE]`: the picture of a session's lineage.
+
+A thin command over `ops.graph` (the lineage model and the terminal tree) and
+`ops.graph_svg` (the SVG file); registered on the main `app` like `ops.cli_data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from sessiondb.ops import graph as lineage_graph
+from sessiondb.ops import graph_svg
+from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, fail, open_store, out
+
+
+@app.command()
+def graph(session: str,
+          svg: Path | None = typer.Option(None, "--svg", help="write the picture to FILE (SVG) instead"),
+          depth: int = typer.Option(3, help="follow forked and invoked sessions this many sessions away"),
+          root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """The lineage of SESSION: heads (current marked, abandoned dimmed), resumes, forks, invocations."""
+    if depth < 0:
+        fail("--depth must be >= 0")
+    with open_store(root) as store:
+        lineage = lineage_graph.build(store, session, depth)
+    sessions = sum(v.kind == "session" for v in lineage.vertices.values())
+    if svg is not None:
+        try:
+            svg.write_text(graph_svg.render(lineage), encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {svg}: {exc}")
+        if as_json:
+            emit({"svg": str(svg), "heads": len(lineage.heads), "sessions": sessions}, True)
+        else:
+            out.print(Text(f"wrote {svg}: {len(lineage.heads)} heads in {sessions} sessions"))
+        return
+    if as_json:
+        emit({"root": lineage.root, "origin": lineage.origin, "truncated": lineage.truncated,
+              "vertices": [dataclasses.asdict(v) for v in lineage.vertices.values()],
+              "edges": [dataclasses.asdict(e) for e in lineage.edges]}, True)
+        return
+    if lineage.origin:
+        out.print(Text(lineage.origin))
+    out.print(lineage_graph.tree(lineage))
+    if lineage.truncated:
+        out.print(Text(f"not followed (--depth {depth}): {', '.join(lineage.truncated)}", style="dim"))
