@@ -36,7 +36,7 @@ def graph(session: str,
         if as_json:
             emit({"svg": str(svg), "heads": len(lineage.heads), "sessions": sessions}, True)
         else:
-            out.print(Text(f"wrote {svg}: {len(lineage.heads)} heads in {sessions} sessions"))
+            out.print(Text(f"wrote {svg}: {len(lineage.heads)} heads in {sessions} sessions"), soft_wrap=True)
         return
     if as_json:
         emit({"root": lineage.root, "origin": lineage.origin, "truncated": lineage.truncated,

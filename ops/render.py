@@ -115,15 +115,17 @@ def transcript(store: Any, doc: dict[str, Any]) -> list[Any]:
         parts.append(Text(f"… {len(messages) - len(shown)} earlier messages not shown "
                           f"(sessiondb messages {sid} lists them all)", style="dim"))
     table = _table("#", "turn", "role", "content")
-    table.columns[3].no_wrap, table.columns[3].overflow = True, "ellipsis"
     table.columns[2].no_wrap = True
+    # The content column may shrink (rich narrows wrappable columns to fit the width) and each
+    # cell refuses to wrap: one line per message, cut with "…" at the terminal's edge.
     from_session = None
     for m in shown:
         if m["session_id"] != from_session and (from_session is not None or m["session_id"] != sid):
             table.add_row("", "", "", Text(f"— from {m['session_id']} —", style="dim"))
         from_session = m["session_id"]
         table.add_row(str(m["message_id"]), "-" if m["turn_id"] is None else str(m["turn_id"]),
-                      Text(m["role"], style="bold"), Text(first_line(blob_text(store, m["content_blob"]))))
+                      Text(m["role"], style="bold"),
+                      Text(first_line(blob_text(store, m["content_blob"])), no_wrap=True, overflow="ellipsis"))
     parts.append(table)
     return parts
 
