@@ -45,15 +45,19 @@ def _lines(v: Vertex) -> tuple[str, str]:
     return _cut(v.name), _cut(detail)
 
 
+def _continues(g: Lineage, vid: str, edge: Edge) -> bool:
+    """Whether `edge` continues `vid`'s line: the next head, on the same side (current or abandoned)."""
+    return edge.kind in ("head", "basis") and g.vertices[edge.dst].abandoned == g.vertices[vid].abandoned
+
+
 def _children(g: Lineage, vid: str) -> list[Edge]:
-    """Out-edges in drawing order: the current line first (so it stays in the parent's column)."""
-    edges = [e for e in g.out(vid) if e.kind != "resume"]
-    def rank(e: Edge) -> int:  # the current line, then what branches off, then abandoned heads
+    """Out-edges in drawing order: the line first, then what branches off, then abandoned heads."""
+    def rank(e: Edge) -> int:
         if e.kind in ("head", "basis"):
-            return 2 if g.vertices[e.dst].abandoned else 0
+            return 0 if _continues(g, vid, e) else 2
         return 1
 
-    return sorted(edges, key=rank)
+    return sorted((e for e in g.out(vid) if e.kind != "resume"), key=rank)
 
 
 def layout(g: Lineage) -> tuple[dict[str, Box], list[Edge], list[Edge]]:
@@ -62,14 +66,24 @@ def layout(g: Lineage) -> tuple[dict[str, Box], list[Edge], list[Edge]]:
     tree_edges: list[Edge] = []
     next_col = 0
 
-    def place(start: str, row: int) -> None:
-        # Depth first, without recursion (a line of a few thousand heads is a few thousand rows
-        # deep). A leaf opens the next column; a vertex takes its first child's column, so the
-        # current line, drawn first, runs straight down.
+    def column() -> int:
         nonlocal next_col
-        boxes[start] = Box(g.vertices[start], row, -1)
-        stack: list[tuple[str, list[Edge]]] = [(start, _children(g, start))]
-        firsts: dict[str, int] = {}
+        next_col += 1
+        return next_col - 1
+
+    def visit(vid: str, row: int) -> list[Edge]:
+        # A vertex whose line goes on takes the column of its next head (so a line runs straight
+        # down); any other vertex opens a new column before its children do, so whatever
+        # branches off (forks, invocations, abandoned heads) lands to its right.
+        boxes[vid] = Box(g.vertices[vid], row, -1)
+        todo = _children(g, vid)
+        if not (todo and _continues(g, vid, todo[0]) and todo[0].dst not in boxes):
+            boxes[vid].col = column()
+        return todo
+
+    def place(start: str, row: int) -> None:
+        # Depth first, without recursion: a line of a few thousand heads is as many rows deep.
+        stack: list[tuple[str, list[Edge]]] = [(start, visit(start, row))]
         while stack:
             vid, todo = stack[-1]
             while todo and todo[0].dst in boxes:
@@ -77,16 +91,13 @@ def layout(g: Lineage) -> tuple[dict[str, Box], list[Edge], list[Edge]]:
             if todo:
                 edge = todo.pop(0)
                 tree_edges.append(edge)
-                boxes[edge.dst] = Box(g.vertices[edge.dst], boxes[vid].row + 1, -1)
-                stack.append((edge.dst, _children(g, edge.dst)))
+                stack.append((edge.dst, visit(edge.dst, boxes[vid].row + 1)))
                 continue
             stack.pop()
-            if vid in firsts:
-                boxes[vid].col = firsts[vid]
-            else:
-                boxes[vid].col, next_col = next_col, next_col + 1
-            if stack:
-                firsts.setdefault(stack[-1][0], boxes[vid].col)
+            if boxes[vid].col < 0:
+                boxes[vid].col = column()
+            if stack and boxes[stack[-1][0]].col < 0:  # the first child to finish is the line's next head
+                boxes[stack[-1][0]].col = boxes[vid].col
 
     place(g.root, 0)
     for vid in g.vertices:  # anything not reachable from the root (should not happen) gets a column
@@ -107,26 +118,37 @@ def layout(g: Lineage) -> tuple[dict[str, Box], list[Edge], list[Edge]]:
     return boxes, tree_edges, others
 
 
-def _edge(a: Box, b: Box, edge: Edge, dashed: bool) -> list[str]:
+def _edge(a: Box, b: Box, edge: Edge, dashed: bool) -> tuple[str, str]:
+    """The path of an edge and its label (drawn after the boxes, so no box hides it)."""
     color, dash = EDGE_STYLE.get(edge.kind, ("#444", ""))
     dash = dash or ("3,3" if dashed else "")
-    x1, y1 = a.x + a.w / 2, a.y + BOX_H
-    x2, y2 = b.x + b.w / 2, b.y
-    if b.row <= a.row:  # pointing back up (a resume): leave and enter on the sides
-        x1, y1, x2, y2 = a.x + a.w, a.y + BOX_H / 2, b.x + b.w, b.y + BOX_H / 2
-        bend = max(x1, x2) + 30
-        d = f"M{x1:.1f},{y1:.1f} C{bend:.1f},{y1:.1f} {bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-        lx, ly = bend, (y1 + y2) / 2
+    if b.row <= a.row:  # pointing back up (a resume): from side to side, bowing outwards
+        y1, y2 = a.y + BOX_H / 2, b.y + BOX_H / 2
+        if b.x + b.w < a.x:  # b is to the left
+            x1, x2 = a.x, b.x + b.w
+            c1, c2 = x1 - 30, x2 + 30
+        elif a.x + a.w < b.x:
+            x1, x2 = a.x + a.w, b.x
+            c1, c2 = x1 + 30, x2 - 30
+        else:
+            x1, x2 = a.x + a.w, b.x + b.w
+            c1 = c2 = max(x1, x2) + 30
+        d = f"M{x1:.1f},{y1:.1f} C{c1:.1f},{y1:.1f} {c2:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        lx, ly = (x1 + x2) / 2 + 4, (y1 + y2) / 2
     else:
+        x1, y1 = a.x + a.w / 2, a.y + BOX_H
+        x2, y2 = b.x + b.w / 2, b.y
         mid = (y1 + y2) / 2
         d = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{mid:.1f} {x2:.1f},{mid:.1f} {x2:.1f},{y2:.1f}"
-        lx, ly = (x1 + x2) / 2 + 4, mid - 2
+        lx, ly = (x1 + x2) / 2 + 4, mid - 3
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-    parts = [f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.5"{dash_attr} '
-             f'marker-end="url(#arrow-{edge.kind})"/>']
+    path = (f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.5"{dash_attr} '
+            f'marker-end="url(#arrow-{edge.kind})"/>')
+    label = ""
     if edge.kind not in ("head", "basis") and edge.label:
-        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" fill="{color}">{escape(edge.label)}</text>')
-    return parts
+        label = (f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" fill="{color}" stroke="white" stroke-width="3" '
+                 f'paint-order="stroke">{escape(edge.label)}</text>')
+    return path, label
 
 
 def _box(b: Box) -> list[str]:
@@ -171,12 +193,12 @@ def render(g: Lineage, title: str = "") -> str:
     out.append('<rect width="100%" height="100%" fill="white"/>')
     heading = title or f"lineage of {g.vertices[g.root].name}"
     out.append(f'<text x="{MARGIN}" y="{MARGIN + 4}" font-size="14" font-weight="bold">{escape(heading)}</text>')
-    for edge in tree_edges:
-        out += _edge(boxes[edge.src], boxes[edge.dst], edge, dashed=False)
-    for edge in others:
-        out += _edge(boxes[edge.src], boxes[edge.dst], edge, dashed=True)
+    drawn = [_edge(boxes[e.src], boxes[e.dst], e, dashed=False) for e in tree_edges]
+    drawn += [_edge(boxes[e.src], boxes[e.dst], e, dashed=True) for e in others]
+    out += [path for path, _ in drawn]
     for b in boxes.values():
         out += _box(b)
+    out += [label for _, label in drawn if label]
     x, y = float(MARGIN), height - MARGIN + 4
     for label, color, dash in LEGEND:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
