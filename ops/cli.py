@@ -84,7 +84,11 @@ def counters(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt)
 def alias(name: str, session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Point the unique alias NAME at SESSION."""
     with open_store(root) as store:
-        emit(store.write_alias(name, session), as_json)
+        receipt = store.write_alias(name, session)
+    if as_json:
+        emit(receipt, True)
+    else:
+        out.print(render.alias_line(name, session, receipt), highlight=False)
 
 
 def read_jsonl(file: Path) -> list[dict[str, Any]]:

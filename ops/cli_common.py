@@ -57,6 +57,10 @@ def emit(data: Any, as_json: bool, title: str = "", noun: str = "results") -> No
         for row in data:
             table.add_row(*["" if v is None else str(v) for v in row.values()])
         out.print(table)
+    elif isinstance(data, dict):
+        from sessiondb.ops.render import mapping_table  # rendering lives there; imported when used
+
+        out.print(mapping_table(data))
     else:
         out.print_json(json.dumps(data, default=str))
 

@@ -55,9 +55,14 @@ def session_header(row: dict[str, Any]) -> Group:
     if row.get("title"):
         first.append(f"  {row['title']}")
     kind = "root" if row.get("kind") == "root" else f"{row.get('kind')} of {row.get('parent') or '?'}"
-    second = Text(f"{row['status']} · {kind} · created {when(row['created_at'])} · updated {when(row['updated_at'])}")
+    created = when(row["created_at"])
+
+    def since(stamp: str) -> str:  # a later time on the same day needs no date again
+        return when(stamp)[11:] if when(stamp)[:10] == created[:10] else when(stamp)
+
+    second = Text(f"{row['status']} · {kind} · created {created}, updated {since(row['updated_at'])}")
     if row.get("ended_at"):
-        second.append(f" · ended {when(row['ended_at'])}")
+        second.append(f", ended {since(row['ended_at'])}")
     return Group(first, second)
 
 
@@ -282,6 +287,17 @@ def print_counters(console: Console, session: str, counters: dict[str, int]) -> 
     console.print(table)
 
 
+def mapping_table(data: dict[str, Any]) -> Table:
+    """A small dict (an index status, a receipt) as `key  value` lines; nested values as compact JSON."""
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in data.items():
+        table.add_row(Text(str(key)), Text("-" if value is None else value if isinstance(value, str)
+                                           else json.dumps(value, default=str)))
+    return table
+
+
 # -- receipts -----------------------------------------------------------------------------
 
 def is_duplicate(receipt: dict[str, Any]) -> bool:
@@ -300,6 +316,11 @@ def tally(receipts: Iterable[dict[str, Any]]) -> dict[str, int]:
         else:
             counts["committed"] += 1
     return counts
+
+
+def alias_line(name: str, session: str, receipt: dict[str, Any]) -> str:
+    state = "already set" if is_duplicate(receipt) else f"{receipt.get('status')}, tx {receipt.get('tx_id')}"
+    return f"alias {name} → {session} ({state})"
 
 
 def tally_line(counts: dict[str, int]) -> str:

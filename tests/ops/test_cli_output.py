@@ -256,3 +256,14 @@ def test_a_title_with_markup_or_xml_is_printed_as_written(tmp_path):
     run("graph", "x", "--svg", str(svg), root=root)
     texts = [t.text or "" for t in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}text")]
     assert any("<b>&[red]title[/red]" in t for t in texts)
+
+
+def test_small_documents_read_as_key_value_lines(tmp_path):
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        store.commit({"write_id": "y1", "session": "y", "events": [{"type": "session/started"}]})
+    assert run("alias", "why", "y", root=root).stdout.startswith("alias why → y (committed, tx ")
+    status = run("index", "status", root=root).stdout
+    fits(status)
+    assert not status.lstrip().startswith("{")
+    assert line_with(status, "lag").split()[0] == "lag" and line_with(status, "watermark")
