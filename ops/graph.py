@@ -52,7 +52,13 @@ class Lineage:
     truncated: list[str] = field(default_factory=list)  # sessions not followed (depth or size limits)
 
     def out(self, vid: str) -> list[Edge]:
-        return [e for e in self.edges if e.src == vid]
+        """The edges leaving `vid`, in the order they were added (indexed once the graph is built)."""
+        if getattr(self, "_indexed", -1) != len(self.edges):
+            self._out: dict[str, list[Edge]] = {}
+            for e in self.edges:
+                self._out.setdefault(e.src, []).append(e)
+            self._indexed = len(self.edges)
+        return self._out.get(vid, [])
 
     @property
     def heads(self) -> list[Vertex]:
@@ -77,23 +83,24 @@ def on_branch(heads: list[dict[str, Any]], current: str | None) -> set[str]:
     return chain
 
 
-def replay_refs(history: dict[str, Any]) -> dict[int, str | None]:
-    """The current head after each event of the session, replayed from its audit log.
+def replay_refs(history: dict[str, Any]) -> dict[int, tuple[str | None, str | None]]:
+    """The current head just before and just after each event of the session, from its audit log.
 
     A head becomes current when created (the usual `advance`), and a resume or ref update
-    moves it. Used to place an invocation at the head it was made from when the producer did
-    not name `caller_head_before`, and to name the head a resume left."""
+    moves it. Used to name the head a resume left, and to place an invocation at the head
+    it was made from when the producer did not name `caller_head_before`."""
     resumes = {d["event_id"]: d["source_head"] for d in history["derivations"]
                if d["kind"] == "resume" and d["target_session"] == history["session"]["session_id"]}
     current: str | None = None
-    after: dict[int, str | None] = {}
+    refs: dict[int, tuple[str | None, str | None]] = {}
     for event in history["events"]:
+        before = current
         if event["type"] in ("head/created", "session/ref-updated") and event.get("entity_id"):
             current = event["entity_id"]
         elif event["event_id"] in resumes:
             current = resumes[event["event_id"]]
-        after[event["event_id"]] = current
-    return after
+        refs[event["event_id"]] = (before, current)
+    return refs
 
 
 def _head_detail(head: dict[str, Any]) -> str:
@@ -162,7 +169,7 @@ def _add_session(lineage: Lineage, history: dict[str, Any]) -> list[str]:
     refs = replay_refs(history)
     for d in history["derivations"]:
         if d["kind"] == "resume" and d["target_session"] == sid:
-            before = refs.get(d["event_id"] - 1)
+            before = refs.get(d["event_id"], (None, None))[0]
             target = lineage.vertices.get(head_vid(d["source_head"]))
             if target is not None:
                 left = f" from {before}" if before and before != d["source_head"] else ""
@@ -179,7 +186,7 @@ def _add_session(lineage: Lineage, history: dict[str, Any]) -> list[str]:
     for inv in history["invocations"]:
         if inv["caller_session"] != sid:
             continue
-        made_from = inv["caller_head_before"] or refs.get(inv["event_id"])
+        made_from = inv["caller_head_before"] or refs.get(inv["event_id"], (None, None))[0]
         src = head_vid(made_from) if made_from in own else svid
         lineage.edges.append(Edge(src, session_vid(inv["callee_session"]), "invocation",
                                   f"{inv['invocation_id']}, {inv['status']}"))
@@ -217,9 +224,10 @@ class _TreeBuilder:
     under its session, and only what branches off a head (an abandoned branch, a fork, an
     invocation, a resume) is nested under that head, each side branch itself flat."""
 
-    def __init__(self, lineage: Lineage) -> None:
+    def __init__(self, lineage: Lineage, collapse: int | None = None) -> None:
         self.g = lineage
         self.drawn: set[str] = set()
+        self.collapse = collapse  # a run of more plain heads than this is shown as its ends and a count
 
     def session(self, parent: Tree | None, v: Vertex, via: Edge | None = None) -> Tree:
         node = Tree(_label(v, via), guide_style="dim") if parent is None else parent.add(_label(v, via))
@@ -247,7 +255,10 @@ class _TreeBuilder:
             v = self.g.vertices[start]
             state = " (abandoned)" if v.abandoned else ""
             node = node.add(Text(f"branch of {len(chain)} heads{state}", style="dim" if v.abandoned else ""))
-        for vid in chain:
+        for vid in self._shown(node, chain):
+            if vid not in self.g.vertices:  # "… 690 more heads (…)"
+                node.add(Text(vid, style="dim"))
+                continue
             v = self.g.vertices[vid]
             self.drawn.add(vid)
             hn = node.add(_label(v))
@@ -258,6 +269,39 @@ class _TreeBuilder:
                 if k not in chain:
                     self.line(hn, k, flat=False)
             self.offshoots(hn, vid)
+
+    def _plain(self, vid: str, chain: set[str]) -> bool:
+        """A head with nothing to show but itself: not current, no resume, nothing branching off."""
+        v = self.g.vertices[vid]
+        return not (v.current or v.notes or any(e.kind != "basis" or e.dst not in chain for e in self.g.out(vid)))
+
+    def _shown(self, node: Tree, chain: list[str]) -> list[str]:
+        """The heads of a chain to draw; a long run of plain heads becomes its two ends and a count."""
+        if self.collapse is None or len(chain) <= self.collapse:
+            return chain
+        members = set(chain)
+        shown: list[str] = []
+        run: list[str] = []
+
+        def flush() -> None:
+            if len(run) > self.collapse:  # type: ignore[operator]
+                self.drawn.update(run)
+                shown.append(run[0])
+                names = self.g.vertices[run[1]].name, self.g.vertices[run[-2]].name
+                shown.append(f"… {len(run) - 2} more heads ({names[0]} … {names[1]})")
+                shown.append(run[-1])
+            else:
+                shown.extend(run)
+            run.clear()
+
+        for vid in chain:
+            if self._plain(vid, members):
+                run.append(vid)
+            else:
+                flush()
+                shown.append(vid)
+        flush()
+        return shown
 
     def offshoots(self, node: Tree, vid: str) -> None:
         for edge in self.g.out(vid):
@@ -270,6 +314,9 @@ class _TreeBuilder:
                 self.session(node, target, edge)
 
 
-def tree(lineage: Lineage) -> Tree:
-    """The lineage as a rich Tree: every head named, the current one marked, abandoned ones dimmed."""
-    return _TreeBuilder(lineage).session(None, lineage.vertices[lineage.root])
+def tree(lineage: Lineage, collapse: int | None = None) -> Tree:
+    """The lineage as a rich Tree: every head named, the current one marked, abandoned ones dimmed.
+
+    With `collapse`, a run of more than that many plain heads (nothing branches off them)
+    shows as its first and last head and a count: a summary of a 1,000-turn session fits a screen."""
+    return _TreeBuilder(lineage, collapse).session(None, lineage.vertices[lineage.root])

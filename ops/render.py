@@ -25,6 +25,7 @@ from . import graph
 # A summary shows the end of a long transcript; `sessiondb messages` lists every message.
 TRANSCRIPT_ROWS = 200
 EVENT_ROWS = 20
+HEAD_RUN = 6  # longer runs of plain heads show as their ends and a count (`sessiondb graph` shows all)
 
 
 def when(stamp: str | None) -> str:
@@ -167,7 +168,7 @@ def heads_tree(store: Any, session: str) -> list[Any]:
                                    if any(h.abandoned for h in lineage.heads) else ""))]
     if lineage.origin:
         parts.append(Text(lineage.origin))
-    parts.append(graph.tree(lineage))
+    parts.append(graph.tree(lineage, collapse=HEAD_RUN))
     return parts
 
 

@@ -267,3 +267,21 @@ def test_small_documents_read_as_key_value_lines(tmp_path):
     fits(status)
     assert not status.lstrip().startswith("{")
     assert line_with(status, "lag").split()[0] == "lag" and line_with(status, "watermark")
+
+
+def test_a_long_line_of_heads_is_summarised_in_view_and_drawn_whole_in_graph(tmp_path):
+    root = tmp_path / "store"
+    writes = [{"write_id": "l0", "session": "l", "events": [{"type": "session/started", "title": "long"}]}]
+    for i in range(1, 41):
+        writes.append({"write_id": f"l{i}", "session": "l", "events": [
+            {"type": "message/added", "role": "user", "content": f"step {i}"},
+            {"type": "head/created", "head_id": f"l-h{i}", "expected_head": f"l-h{i - 1}" if i > 1 else None}]})
+    with Store.open(root) as store:
+        store.commit_many(writes)
+    view = run("view", "l", root=root).stdout
+    fits(view)
+    assert "… 37 more heads (l-h2 … l-h38)" in view and "◀ current" in head_line(view, "l-h40")
+    assert len(view.splitlines()) < 70
+    drawn = run("graph", "l", root=root).stdout
+    for i in range(1, 41):
+        head_line(drawn, f"l-h{i}")
