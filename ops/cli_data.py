@@ -70,7 +70,7 @@ def query(edn: str = typer.Argument(..., help="the query, e.g. '[:find ?m (count
             out.print(table)
             out.print(f"{len(result)} rows")
         else:
-            emit(result, as_json)
+            emit(result, as_json, noun="rows")
 
 
 @index_app.command("status")
