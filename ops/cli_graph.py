@@ -19,7 +19,7 @@ from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, fail, open_sto
 
 @app.command()
 def graph(session: str,
-          svg: Path | None = typer.Option(None, "--svg", help="write the picture to FILE (SVG) instead"),
+          svg: Path | None = typer.Option(None, "--svg", metavar="FILE", help="write an SVG picture to FILE"),
           depth: int = typer.Option(3, help="follow forked and invoked sessions this many sessions away"),
           root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """The lineage of SESSION: heads (current marked, abandoned dimmed), resumes, forks, invocations."""
