@@ -15,6 +15,7 @@ from rich.text import Text
 from sessiondb.ops import graph as lineage_graph
 from sessiondb.ops import graph_svg
 from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, fail, open_store, out
+from sessiondb.ops.render import count
 
 
 @app.command()
@@ -36,7 +37,8 @@ def graph(session: str,
         if as_json:
             emit({"svg": str(svg), "heads": len(lineage.heads), "sessions": sessions}, True)
         else:
-            out.print(Text(f"wrote {svg}: {len(lineage.heads)} heads in {sessions} sessions"), soft_wrap=True)
+            what = f"{count(len(lineage.heads), 'head')} in {count(sessions, 'session')}"
+            out.print(Text(f"wrote {svg}: {what}"), soft_wrap=True)
         return
     if as_json:
         emit({"root": lineage.root, "origin": lineage.origin, "truncated": lineage.truncated,

@@ -191,7 +191,7 @@ def render(g: Lineage, title: str = "") -> str:
                    "</marker>")
     out.append("</defs>")
     out.append('<rect width="100%" height="100%" fill="white"/>')
-    heading = title or f"lineage of {g.vertices[g.root].name}"
+    heading = title or f"lineage of {g.vertices[g.root].name}" + (f" ({g.origin})" if g.origin else "")
     out.append(f'<text x="{MARGIN}" y="{MARGIN + 4}" font-size="14" font-weight="bold">{escape(heading)}</text>')
     drawn = [_edge(boxes[e.src], boxes[e.dst], e, dashed=False) for e in tree_edges]
     drawn += [_edge(boxes[e.src], boxes[e.dst], e, dashed=True) for e in others]
