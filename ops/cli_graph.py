@@ -48,5 +48,6 @@ def graph(session: str,
     if lineage.origin:
         out.print(Text(lineage.origin))
     out.print(lineage_graph.tree(lineage))
+    out.print(Text(lineage_graph.LEGEND, style="dim"))
     if lineage.truncated:
         out.print(Text(f"not followed (--depth {depth}): {', '.join(lineage.truncated)}", style="dim"))

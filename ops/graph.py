@@ -203,6 +203,8 @@ def _label(v: Vertex, via: Edge | None = None) -> Text:
     text = Text()
     if via is not None and via.kind in MARKS:
         text.append(f"{MARKS[via.kind]} ", style="magenta")
+    if v.kind == "head":  # marks that survive without colour: a pipe, a log, a screen reader
+        text.append("○ " if v.abandoned else "● ", style="green" if not v.abandoned else "")
     text.append(v.name, style="bold cyan" if v.kind == "session" else ("bold green" if v.current else ""))
     if via is not None and via.kind == "invocation":
         text.append(f" ({via.label})", style="magenta")
@@ -312,6 +314,9 @@ class _TreeBuilder:
                 node.add(_label(target, edge).append(" (shown above)", style="dim"))
             else:
                 self.session(node, target, edge)
+
+
+LEGEND = "● current branch  ○ abandoned  ◀ current head  ⟲ resume  ⑂ fork  ⇢ invocation"
 
 
 def tree(lineage: Lineage, collapse: int | None = None) -> Tree:

@@ -169,6 +169,7 @@ def heads_tree(store: Any, session: str) -> list[Any]:
     if lineage.origin:
         parts.append(Text(lineage.origin))
     parts.append(graph.tree(lineage, collapse=HEAD_RUN))
+    parts.append(Text(graph.LEGEND, style="dim"))
     return parts
 
 

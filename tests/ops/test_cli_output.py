@@ -201,6 +201,9 @@ def test_graph_draws_every_head_the_current_marked_and_other_sessions(root):
         head_line(text, head)
     assert "◀ current" in head_line(text, "a0-h5")
     assert "(abandoned)" in head_line(text, "a0-h3") and "(abandoned)" in head_line(text, "a0-h4")
+    # marks that read without colour: ● on the current branch, ○ abandoned
+    assert all(f"● {h} ·" in text for h in ("a0-h1", "a0-h2", "a0-h5"))
+    assert all(f"○ {h} ·" in text for h in ("a0-h3", "a0-h4"))
     assert "◀ current" in head_line(text, "a0-fork-h1") and "◀ current" in head_line(text, "a0-child-h1")
     line_with(text, "fork", "a0-fork")
     line_with(text, "invoked", "a0-child", "a0-inv1")
