@@ -4,8 +4,8 @@ Owns the lineage model: which heads a session made (the head DAG, each head poin
 its `basis`), which of them lie on the current branch, which were abandoned (left by a
 resume or a ref move), where the ref was moved back (resumes), and which other sessions
 grew out of it (forks, continues, attached children, invocations of child sessions),
-followed down to `depth` sessions away. It reads the store's public views only
-(`history_view`, `high_water_counters`), never its tables.
+followed down to `depth` sessions away. It reads the store's public `history_view` only,
+never its tables.
 
 `tree(lineage)` draws it as a rich Tree; `ops.graph_svg` draws the same model as SVG.
 """
@@ -50,11 +50,13 @@ class Lineage:
     edges: list[Edge] = field(default_factory=list)
     origin: str = ""             # where the root session itself came from, if anywhere
     truncated: list[str] = field(default_factory=list)  # sessions not followed (depth or size limits)
+    _out: dict[str, list[Edge]] = field(default_factory=dict, init=False, repr=False)
+    _indexed: int = field(default=-1, init=False, repr=False)
 
     def out(self, vid: str) -> list[Edge]:
-        """The edges leaving `vid`, in the order they were added (indexed once the graph is built)."""
-        if getattr(self, "_indexed", -1) != len(self.edges):
-            self._out: dict[str, list[Edge]] = {}
+        """The edges leaving `vid`, in the order they were added (indexed again when edges were added)."""
+        if self._indexed != len(self.edges):
+            self._out = {}
             for e in self.edges:
                 self._out.setdefault(e.src, []).append(e)
             self._indexed = len(self.edges)
