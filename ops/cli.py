@@ -19,7 +19,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from sessiondb.ops import render
 from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out, settings_for
+from sessiondb.ops.progress import progress_bar
 from sessiondb.store import Settings, StoreError, receipt_counts
 
 
@@ -27,43 +29,67 @@ from sessiondb.store import Settings, StoreError, receipt_counts
 def view(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """The current branch of SESSION (or the state of SESSION#HEAD)."""
     with open_store(root) as store:
-        emit(store.view(session), as_json)
+        doc = store.view(session)
+        if as_json:
+            emit(doc, True)
+        else:
+            render.print_view(out, store, doc, store.resolve(session)[1])
 
 
 @app.command()
 def history(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Everything ever recorded for SESSION, abandoned branches included."""
     with open_store(root) as store:
-        emit(store.history_view(session), as_json)
+        doc = store.history_view(session)
+        if as_json:
+            emit(doc, True)
+        else:
+            render.print_history(out, store, doc)
 
 
 @app.command()
 def events(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """The audit log of SESSION."""
     with open_store(root) as store:
-        emit(store.event_view(session), as_json, f"events of {session}")
+        events = store.event_view(session)
+    if as_json:
+        emit(events, True)
+    else:
+        render.print_events(out, session, events)
 
 
 @app.command()
 def messages(session: str, content: bool = typer.Option(False, "--content", help="include message contents"),
              root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
-    """The messages of SESSION's current branch."""
+    """The messages of SESSION's current branch (a person sees their contents; --json adds them with --content)."""
     with open_store(root) as store:
-        emit(store.message_records(session, include_content=content), as_json, f"messages of {session}")
+        records = store.message_records(session, include_content=content or not as_json)
+    if as_json:
+        emit(records, True)
+    else:
+        render.print_messages(out, session, records)
 
 
 @app.command()
 def counters(session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """High-water counters of SESSION (the highest id of each kind, across all branches)."""
     with open_store(root) as store:
-        emit(store.high_water_counters(session), as_json)
+        counters = store.high_water_counters(session)
+    if as_json:
+        emit(counters, True)
+    else:
+        render.print_counters(out, session, counters)
 
 
 @app.command()
 def alias(name: str, session: str, root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Point the unique alias NAME at SESSION."""
     with open_store(root, write=True) as store:
-        emit(store.write_alias(name, session), as_json)
+        receipt = store.write_alias(name, session)
+    if as_json:
+        emit(receipt, True)
+    else:
+        out.print(render.alias_line(name, session, receipt), highlight=False)
 
 
 def read_jsonl(file: Path) -> list[dict[str, Any]]:
@@ -103,15 +129,29 @@ def write(file: Path, wait: bool = typer.Option(False, "--wait", help="wait for 
     writes = read_jsonl(file)
     with SessionClient(settings_for(root)) as client:
         client.ping(min(timeout, 5.0))  # a broker nobody listens on: say so now, not as a missing receipt
-        handles = client.write_many(writes)
-        client.flush()
+        with progress_bar("enqueuing", as_json, total=len(writes)) as bar:
+            handles = []
+            for start in range(0, len(writes), 500):  # in slices, so the bar moves on a big file
+                handles += client.write_many(writes[start:start + 500])
+                bar(len(handles), len(writes))
+            client.flush()
         if not wait:
-            emit({"enqueued": len(handles), "write_ids": [h.write_id for h in handles]} if as_json
-                 else {"enqueued": len(handles)}, as_json)
+            if as_json:
+                emit({"enqueued": len(handles), "write_ids": [h.write_id for h in handles]}, True)
+            else:
+                out.print(f"{len(handles)} writes enqueued (--wait waits for their receipts)", highlight=False)
             return
-        receipts = [h.receipt(timeout=timeout) for h in handles]
+        receipts = []
+        with progress_bar("waiting for receipts", as_json, total=len(handles)) as bar:
+            for h in handles:
+                receipts.append(h.receipt(timeout=timeout))
+                bar(len(receipts), len(handles))
+    # the bar is closed: the summary never shares a line with it
     rejected = [r for r in receipts if r["status"] == "rejected"]
-    emit(receipts if as_json else receipt_counts(receipts), as_json)
+    if as_json:
+        emit(receipts, True)
+    else:
+        out.print(render.tally_line(receipt_counts(receipts)), highlight=False)
     for r in rejected:
         err.print(f"rejected {r['write_id']}: {r['error']['message']}", highlight=False)
     if rejected:
@@ -138,13 +178,18 @@ def run_demo(settings: Settings, agents: int, turns: int) -> None:
     if not broker:
         fail("no broker configured: start the fleet with `sessiondb up` or set SESSIONDB_BROKER_URL")
     env = dict(os.environ, SESSIONDB_ROOT=settings.root, SESSIONDB_BROKER_URL=broker)
-    results = fleet_demo.run(settings, agents, turns, env=env)
+    with progress_bar("demo writes") as bar:
+        results = fleet_demo.run(settings, agents, turns, env=env, progress=bar)
+    # the bar is closed: the summary below never shares a line with it
     total = sum(r["writes"] for r in results)
     bad = [r for r in results if r["rejected"]]
     if bad:
         fail(f"demo write rejected: {bad[0]['errors'][0] if bad[0]['errors'] else bad[0]}")
+    counts = {k: sum(r.get(k, 0) for r in results) for k in ("committed", "duplicate", "rejected")}
+    outcome = f"{counts['committed']} committed" + (f", {counts['duplicate']} duplicate (already written)"
+                                                    if counts["duplicate"] else "")
     demo_summary(Path(settings.root), fleet_demo.sessions(agents),
-                 f"sessiondb demo: {total} writes from {agents} producer processes committed via the fleet")
+                 f"sessiondb demo: {total} writes from {agents} producer processes via the fleet: {outcome}")
 
 
 @app.command()
@@ -221,7 +266,10 @@ def up(root: Path | None = RootOpt,
 
 
 # `query`, `index ...`, `scan`, `check` live in ops/cli_data.py and register themselves on `app`
-from sessiondb.ops import cli_data  # noqa: E402,F401
+from sessiondb.ops import cli_data  # noqa: E402,F401,I001
+
+# `graph` lives in ops/cli_graph.py (the lineage picture) and registers itself the same way
+from sessiondb.ops import cli_graph  # noqa: E402,F401,I001
 
 
 def main() -> None:

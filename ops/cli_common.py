@@ -49,9 +49,12 @@ def open_store(root: Path | None, write: bool = False) -> Store:
     return Store.open(settings.root, settings)
 
 
-def emit(data: Any, as_json: bool, title: str = "") -> None:
+def emit(data: Any, as_json: bool, title: str = "", noun: str = "results") -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    if isinstance(data, list) and not data:  # a person reads "0 results", never []
+        out.print(f"0 {noun}", highlight=False)
         return
     if isinstance(data, list) and data and isinstance(data[0], dict):
         table = Table(title=title or None)
@@ -60,10 +63,12 @@ def emit(data: Any, as_json: bool, title: str = "") -> None:
         for row in data:
             table.add_row(*["" if v is None else str(v) for v in row.values()])
         out.print(table)
+    elif isinstance(data, dict):
+        from sessiondb.ops.render import mapping_table  # rendering lives there; imported when used
+
+        out.print(mapping_table(data))
     else:
         out.print_json(json.dumps(data, default=str))
-
-
 
 
 def _version(value: bool) -> None:

@@ -8,40 +8,20 @@ problem found makes the exit code non-zero, a user mistake prints one line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out
+from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, fail, open_store, out
+from sessiondb.ops.progress import progress_bar
 from sessiondb.store.datalog import DatalogError, Keyword, Symbol, parse_query, read_edn
 from sessiondb.store.index import Index
 from sessiondb.store.integrity import Report, check_consistency, scan_blobs
 
 index_app = typer.Typer(no_args_is_help=True, help="the derived Datalog index: status, catch-up, rebuild")
 app.add_typer(index_app, name="index")
-
-
-@contextmanager
-def progress_bar(label: str, quiet: bool) -> Iterator[Callable[..., None]]:
-    """A callback `(done, total)` or `(phase, done, total)` drawing one bar on stderr."""
-    if quiet:
-        yield lambda *args: None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(*args: Any) -> None:
-            *phase, done, total = args
-            bar.update(task, completed=done, total=total or None,
-                       description=f"{label} {phase[0]}" if phase else label)
-
-        yield update
 
 
 def parse_arg(text: str) -> Any:
@@ -75,7 +55,8 @@ def query(edn: str = typer.Argument(..., help="the query, e.g. '[:find ?m (count
     """Ask a Datalog question across all sessions (DataScript dialect)."""
     with open_store(root) as store, Index.open(store.root) as index:
         if catch_up:
-            index.catch_up()
+            with progress_bar("indexing", as_json) as bar:
+                index.catch_up(progress=bar)
         try:
             result = index.q(edn, *[parse_arg(a) for a in args or []])
         except DatalogError as exc:
@@ -89,7 +70,7 @@ def query(edn: str = typer.Argument(..., help="the query, e.g. '[:find ?m (count
             out.print(table)
             out.print(f"{len(result)} rows")
         else:
-            emit(result, as_json)
+            emit(result, as_json, noun="rows")
 
 
 @index_app.command("status")

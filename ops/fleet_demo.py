@@ -3,7 +3,8 @@
 Each producer process (`python -m ops.fleet_demo producer I TURNS`) opens its own
 `SessionClient` and sends the writes of one simulated agent (`ops.demo.agent_session`:
 turns with messages, evals, calls with token counts, snapshots, heads, a resume to an
-older head), then waits for every receipt and prints one JSON line. When all are done,
+older head), then waits for every receipt (printing a `{"receipt": 1}` line per receipt, for
+the parent's progress bar) and prints one JSON line of counts. When all are done,
 the parent sends a fork and an invocation of a child session (`ops.demo.fork_and_invoke`)
 and reads a summary back from the store. Owns only the demo traffic; it must never
 commit directly to the store.
@@ -14,7 +15,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sessiondb.store import Settings, receipt_counts
@@ -30,39 +33,87 @@ def agent_name(index: int) -> str:
     return f"agent-{index}"
 
 
-def produce(settings: Settings, index: int, turns: int) -> dict[str, Any]:
+def outcome(agent: str, receipts: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """What one producer reports: writes, committed / duplicate / rejected, the first errors."""
+    counts = receipt_counts(receipts)
+    rejected = [r for r in receipts if r.get("status") == "rejected"]
+    return {"agent": agent, "writes": len(receipts), **counts,
+            "errors": [r["error"]["message"] for r in rejected][:3], "seconds": seconds}
+
+
+def produce(settings: Settings, index: int, turns: int, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """One agent's writes through the broker; returns counts and the time to the last receipt."""
     started = time.perf_counter()
     with SessionClient(settings) as client:
         handles = [client.submit(w) for w in agent_session(agent_name(index), turns, seed=index)]
-        receipts = [h.receipt(timeout=RECEIPT_TIMEOUT_S) for h in handles]
-    return {"agent": agent_name(index), **outcome(receipts), "seconds": time.perf_counter() - started}
+        receipts = []
+        for h in handles:
+            receipts.append(h.receipt(timeout=RECEIPT_TIMEOUT_S))
+            tick()
+    return outcome(agent_name(index), receipts, time.perf_counter() - started)
 
 
-def outcome(receipts: list[dict[str, Any]]) -> dict[str, Any]:
-    """writes, committed / duplicate / rejected counts and the first errors of some receipts
-    (a demo run again on the same root re-sends the same write ids: all duplicate)."""
-    errors = [r["error"]["message"] for r in receipts if r["status"] == "rejected"][:3]
-    return {"writes": len(receipts), **receipt_counts(receipts), "errors": errors}
+def planned_writes(agents: int, turns: int) -> int:
+    """How many writes a demo sends (the length of its progress bar)."""
+    parent = agent_name(0)
+    return (sum(len(list(agent_session(agent_name(i), turns, seed=i))) for i in range(agents))
+            + len(list(fork_and_invoke(parent, f"{parent}-fork", f"{parent}-child"))))
 
 
-def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Run `agents` producer processes, then the fork + invocation; returns one result per producer."""
+def run(settings: Settings, agents: int, turns: int, env: dict[str, str] | None = None,
+        progress: Callable[[int, int], None] = lambda done, total: None) -> list[dict[str, Any]]:
+    """Run `agents` producer processes, then the fork + invocation; returns one result per producer.
+
+    Each producer prints a `{"receipt": n}` line per receipt, then its result; `progress(done,
+    total)` is called as receipts arrive, from reader threads (one per producer)."""
+    total = planned_writes(agents, turns)
+    done = 0
+    lock = threading.Lock()
+
+    def received() -> None:
+        nonlocal done
+        with lock:
+            done += 1
+            progress(done, total)
+
     with SessionClient(settings) as client:
         client.ping(5.0)  # BrokerUnreachableError now, not producers waiting a minute for receipts
+
     procs = [subprocess.Popen([sys.executable, "-m", "sessiondb.ops.fleet_demo", "producer", str(i), str(turns)],
                               stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent) for i in range(agents)]
+    lines: list[list[str]] = [[] for _ in procs]
+
+    def read(proc: subprocess.Popen[bytes], into: list[str]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode().strip()
+            if line.startswith('{"receipt"'):
+                received()
+            elif line:
+                into.append(line)
+
+    readers = [threading.Thread(target=read, args=(p, lines[i]), daemon=True) for i, p in enumerate(procs)]
+    for t in readers:
+        t.start()
     results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=RECEIPT_TIMEOUT_S * 2)
-        if proc.returncode != 0:
+    for proc, reader, out in zip(procs, readers, lines, strict=True):
+        try:
+            proc.wait(timeout=RECEIPT_TIMEOUT_S * 2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError("a demo producer did not finish in time") from None
+        reader.join(timeout=10)
+        if proc.returncode != 0 or not out:
             raise RuntimeError(f"demo producer exited with {proc.returncode}")
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        results.append(json.loads(out[-1]))
     parent = agent_name(0)
     with SessionClient(settings) as client:
         handles = [client.submit(w) for w in fork_and_invoke(parent, f"{parent}-fork", f"{parent}-child")]
-        receipts = [h.receipt(timeout=RECEIPT_TIMEOUT_S) for h in handles]
-    results.append({"agent": f"{parent}-fork+child", **outcome(receipts), "seconds": 0.0})
+        receipts = []
+        for h in handles:
+            receipts.append(h.receipt(timeout=RECEIPT_TIMEOUT_S))
+            received()
+    results.append(outcome(f"{parent}-fork+child", receipts, 0.0))
     return results
 
 
@@ -74,7 +125,10 @@ def sessions(agents: int) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) != 3 or argv[0] != "producer":
         sys.exit("usage: python -m ops.fleet_demo producer INDEX TURNS")
-    print(json.dumps(produce(Settings.from_env(), int(argv[1]), int(argv[2]))), flush=True)
+    def tick() -> None:
+        print('{"receipt": 1}', flush=True)
+
+    print(json.dumps(produce(Settings.from_env(), int(argv[1]), int(argv[2]), tick)), flush=True)
 
 
 if __name__ == "__main__":
