@@ -78,7 +78,7 @@ def test_a_batch_whose_process_died_reports_it(store):
 
 def test_the_blob_io_process_ends_with_its_writer(tmp_path):
     script = (
-        "import sys; from store import Settings, Store\n"
+        "import sys; from sessiondb.store import Settings, Store\n"
         "s = Store.open(sys.argv[1], Settings(root=sys.argv[1], blob_io_process_min=1))\n"
         "s.commit({'write_id': 'w', 'session': 's', 'events': [{'type': 'session/started'}]})\n"
         "print(s.blobs._io[0].proc.pid, s.blobs._io[1].proc.pid, flush=True)\n"
