@@ -2,58 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 from fleet_fixtures import messages_of, wait_until
+from fleet_fixtures.processes import alive, clean_env, descendants, http
 
 from sessiondb.ops.redis_server import free_port
 from sessiondb.store import Store
 
 CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
-    env.update(extra)
-    return env
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for child in Path("/proc").glob(f"{parent}/task/*/children"):
-            for text in child.read_text().split():
-                found.add(int(text))
-                todo.append(int(text))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def http(url: str, auth: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
 
 
 def test_up_runs_the_fleet_demo_writes_arrive_flower_answers_and_sigint_leaves_nothing(tmp_path):

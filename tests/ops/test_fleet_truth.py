@@ -20,37 +20,13 @@ from pathlib import Path
 import pytest
 import redis
 from fleet_fixtures import wait_until
+from fleet_fixtures.processes import alive, clean_env, descendants
 
 from sessiondb.ops.redis_server import free_port
 from sessiondb.store import Store, WriterLockHeldError
 from sessiondb.store.writer_lock import WriterLock, holder_pid
 
 CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
-    env.update(extra)
-    return env
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for child in Path("/proc").glob(f"{parent}/task/*/children"):
-            for text in child.read_text().split():
-                found.add(int(text))
-                todo.append(int(text))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def redis_answers(url: str) -> bool:
