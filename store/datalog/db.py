@@ -334,29 +334,41 @@ class Database:
         return sum(self._st.attr_counts.values())
 
     def scan_pattern(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
-        """Rows matching a data pattern's constants and bound sets, as tuples of the ``want``
-        positions (0 = entity, 1 = attribute ident, 2 = value); distinct when ``want`` drops one.
+        """Exactly the datoms matching every constant and every bound set given, as tuples of the
+        ``want`` positions (0 = entity, 1 = attribute, 2 = value); distinct when ``want`` drops one.
 
-        Each of e/a/v is None (free), ("const", x) or ("bound", set of values).
-        Picks an index range scan: EAVT for a known entity, AVET for a known value,
-        an IN-list probe when a bound set is small next to the attribute, else a
-        scan of the attribute.  Single-attribute scans project in SQL, so a pattern
-        like ``[_ :head/basis ?h]`` reads DISTINCT values straight from the AVET index.
+        Each of e/a/v is None (free), ("const", x) or ("bound", set of values).  The caller
+        (``query.Evaluator.pattern``) trusts this contract and applies no filter of its own
+        afterwards, so every branch below either puts a constraint into SQL or filters by it
+        here: an access path may *choose* which constraint drives the index scan, never which
+        constraints hold.  The attribute of a row is its ident (``"ns/name"``), or, for a bound
+        attribute set, the bound value itself (``":ns/name"`` or a ``Keyword`` given as input),
+        so that the row joins back with the binding it came from.
+
+        Access paths, per attribute: EAVT for a constant entity; for a constant value either
+        an EAVT ``IN`` probe of the bound entities (few next to the value's holders) or the
+        AVET range of the value; an ``IN`` probe of the bound entities or values when the set
+        is small next to the attribute; else a scan of the attribute (projected in SQL when
+        nothing is left to filter, so ``[_ :head/basis ?h]`` reads DISTINCT values from AVET).
         """
+        return self._scan(e, a, v, want, False)
+
+    def _scan(self, e: Any, a: Any, v: Any, want: tuple[int, ...], paths_only: bool) -> list:
         st = self._st
+        names = st.attr_names
+        # (attribute id or None for "any attribute", the label put in the attribute column)
+        attrs: list[tuple[int | None, Any]]
         if a is None:
-            aids: list[int | None] = [None]
+            attrs = [(None, None)]
         elif a[0] == "const":
-            ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
-            aid = st.attr_id(ident) if ident else None
+            aid = self._attr_id(a[1])
             if aid is None:
                 return []
-            aids = [aid]
+            attrs = [(aid, names[aid])]
         else:
-            aids = [st.attr_id(x) for x in (edn.ident(i) for i in a[1] if isinstance(i, (str, Keyword))) if x]
-            aids = [x for x in aids if x is not None]
+            attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
         ev = None
-        es = None
+        es: list[int] | None = None
         if e is not None:
             if e[0] == "const":
                 ev = self._resolve(e[1])
@@ -364,92 +376,162 @@ class Database:
                     return []
             else:
                 es = [x for x in e[1] if type(x) is int]
-        out: list[tuple] = []
-        names = st.attr_names
+                if not es:
+                    return []
+        if v is not None and v[0] == "bound" and not v[1]:
+            return []
         full = want == (0, 1, 2)
-        for aid in aids:
+        out: list[tuple] = []
+        for aid, label in attrs:
+            is_ref = aid is not None and self.schema.is_ref(names[aid])
             vv = None
-            vs = None
+            vs: list[Any] | None = None
             if v is not None:
                 if v[0] == "const":
-                    val = v[1]
-                    if aid is not None and isinstance(val, _LISTY) and self.schema.is_ref(names[aid]):
-                        val = self._resolve(val)
-                        if val is None:
-                            continue
-                    try:
-                        vv = encode(val)
-                    except TransactError:
+                    vv = self._encode_value(v[1], is_ref)
+                    if vv is None:
                         continue
-            n = st.count(aid) if aid is not None else self.total()
-            if v is not None and v[0] == "bound" and aid is not None and len(v[1]) * 4 < n:
-                vs = []  # encoded only when the IN probe will be used
-                for x in v[1]:
-                    try:
-                        vs.append(encode(x))
-                    except TransactError:
-                        pass
-            if ev is not None:
-                rows = st.scan(aid, e=ev, v=vv)
-            elif vv is not None and es is not None and len(es) * 4 < st.estimate(aid, vv):
-                rows = st.scan(aid, v=vv, es=es)  # few bound entities: probe EAVT, not every holder of v
-            elif es is not None and (aid is None or len(es) * 4 < n):
-                rows = st.scan(aid, es=es)
-            elif vs is not None and aid is not None and vv is None and len(vs) * 4 < n:
-                rows = st.scan(aid, vs=vs)
-            elif aid is not None and not full and 1 not in want:
-                # projection pushed into SQL over the AVET index
-                out.extend(self._scan_projected(aid, vv, want))
+                else:
+                    vs = [x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None]
+                    if not vs:
+                        continue
+            path = self._path(aid, ev, es, vv, vs, want)
+            if paths_only:
+                out.append(path)
                 continue
-            elif aid is not None:
-                rows = st.scan(aid, v=vv) if vv is not None else [(x, aid, y) for x, y in st.scan_av(aid)]
+            # the access path; whatever constraint it does not apply in SQL is filtered below
+            e_left, v_left = es, vs
+            if path == "entity":
+                rows = st.scan(aid, e=ev, v=vv)
+            elif path == "any-attr-entities":
+                rows, e_left = st.scan(None, v=vv, es=es), None
+            elif path == "any-attr":
+                rows = st.scan(None, v=vv)
+            elif path == "value-entities":
+                rows, e_left = st.scan(aid, v=vv, es=es), None  # probe EAVT, not every holder of v
+            elif path == "value-projected" or path == "projected":
+                out.extend(self._scan_projected(aid, want, vv))  # nothing left to filter: project in SQL
+                continue
+            elif path == "value":
+                rows = st.scan(aid, v=vv)
+            elif path == "entities":
+                rows, e_left = st.scan(aid, es=es), None
+            elif path == "values":
+                rows, v_left = st.scan(aid, vs=vs), None
+            else:  # "attribute"
+                rows = [(x, aid, y) for x, y in st.scan_av(aid)]
+            if e_left is not None:
+                keep_e = set(e_left)
+                rows = [r for r in rows if r[0] in keep_e]
+            if v_left is not None:
+                keep_v = set(v_left)
+                rows = [r for r in rows if r[2] in keep_v]
+            if label is None:
+                conv = [(x, names[y], decode(z) if type(z) is bytes else z) for x, y, z in rows]
             else:
-                rows = st.scan(None, v=vv) if vv is not None else st.scan(None)
-            conv = [(x, names[y], decode(z) if type(z) is bytes else z) for x, y, z in rows]
+                conv = [(x, label, decode(z) if type(z) is bytes else z) for x, _y, z in rows]
             if full:
                 out.extend(conv)
             else:
                 g = getter(want)
                 out.extend(g(r) for r in conv)
-        if not full and (len(aids) > 1 or len(want) < 3):
+        if not full and not paths_only and (len(attrs) > 1 or len(want) < 3):
             out = list(dict.fromkeys(out))
         return out
 
-    def scan_with_tx(self, e: Any, a: Any, v: Any, es: Any = None) -> list[tuple]:
-        """(e, attr ident, value, tx) rows for ``[e a v tx]`` patterns (constants or None)."""
-        st = self._st
-        where, params = [], []
-        if a is not None:
-            aid = st.attr_id(edn.ident(a) or "") if isinstance(a, (str, Keyword)) else None
-            if aid is None:
-                return []
-            where.append("a = ?")
-            params.append(aid)
-            if v is not None and isinstance(v, _LISTY) and self.schema.is_ref(st.attr_names[aid]):
-                v = self._resolve(v)
-                if v is None:
-                    return []
-        if e is not None:
-            e = self._resolve(e)
-            if e is None:
-                return []
-            where.append("e = ?")
-            params.append(e)
-        elif es is not None and len(es) < 900:
-            ints = [x for x in es if type(x) is int]
-            where.append(f"e IN ({','.join('?' * len(ints))})")
-            params.extend(ints)
-        if v is not None:
-            try:
-                params.append(encode(v))
-            except TransactError:
-                return []
-            where.append("v = ?")
-        sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
-        names = st.attr_names
-        return [(x, names[y], decode(z), t) for x, y, z, t in st.conn.execute(sql, params)]
+    def _path(self, aid: int | None, ev: Any, es: Any, vv: Any, vs: Any, want: tuple[int, ...]) -> str:
+        """The access path ``scan_pattern`` takes for one attribute (named so tests can force each).
 
-    def _scan_projected(self, aid: int, vv: Any, want: tuple[int, ...]) -> list[tuple]:
+        ``ev``/``vv``: a constant entity id / encoded value; ``es``/``vs``: bound entity ids /
+        encoded values (lists) or None.  A bound set drives an ``IN`` probe only when it is small
+        next to what the probe replaces (4x: a probe row costs about four range-scan rows).
+        """
+        if ev is not None:
+            return "entity"
+        if aid is None:
+            return "any-attr-entities" if es is not None else "any-attr"
+        projectable = want != (0, 1, 2) and 1 not in want
+        if vv is not None:
+            if es is not None and len(es) * 4 < self._st.estimate(aid, vv):
+                return "value-entities"
+            return "value-projected" if es is None and projectable else "value"
+        n = self._st.count(aid)
+        if es is not None and len(es) * 4 < n:
+            return "entities"
+        if vs is not None and len(vs) * 4 < n:
+            return "values"
+        return "projected" if es is None and vs is None and projectable else "attribute"
+
+    def scan_paths(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[str]:
+        """The access path per attribute that ``scan_pattern`` would take (for tests and tuning)."""
+        return self._read(self._scan, e, a, v, want, True)
+
+    def _attr_id(self, x: Any) -> int | None:
+        """The attribute id of an attribute constant or bound value: ``"ns/a"``, ``":ns/a"``, ``Keyword``."""
+        ident = edn.ident(x) if isinstance(x, (str, Keyword)) else None
+        return self._st.attr_id(ident) if ident else None
+
+    def _encode_value(self, x: Any, is_ref: bool) -> Any:
+        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs."""
+        if is_ref and isinstance(x, _LISTY):
+            x = self._resolve(x)
+            if x is None:
+                return None
+        try:
+            return encode(x)
+        except TransactError:
+            return None
+
+    def scan_with_tx(self, e: Any, a: Any, v: Any) -> list[tuple]:
+        """(e, attribute, value, tx) rows for ``[e a v tx]`` patterns, with the same contract as
+        ``scan_pattern``: exactly the datoms matching every constant and bound set of e/a/v."""
+        st = self._st
+        names = st.attr_names
+        attrs: list[tuple[int | None, Any]]
+        if a is None:
+            attrs = [(None, None)]
+        elif a[0] == "const":
+            aid = self._attr_id(a[1])
+            attrs = [(aid, names[aid])] if aid is not None else []
+        else:
+            attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
+        out: list[tuple] = []
+        for aid, label in attrs:
+            is_ref = aid is not None and self.schema.is_ref(names[aid])
+            where, params = [], []
+            keep_e = keep_v = None
+            if aid is not None:
+                where.append("a = ?")
+                params.append(aid)
+            if e is not None and e[0] == "const":
+                ev = self._resolve(e[1])
+                if ev is None:
+                    return []
+                where.append("e = ?")
+                params.append(ev)
+            elif e is not None:
+                ints = [x for x in e[1] if type(x) is int]
+                if len(ints) < 900:
+                    where.append(f"e IN ({','.join('?' * len(ints))})")
+                    params.extend(ints)
+                else:
+                    keep_e = set(ints)  # too many host parameters: filtered below
+            if v is not None and v[0] == "const":
+                vv = self._encode_value(v[1], is_ref)
+                if vv is None:
+                    continue
+                where.append("v = ?")
+                params.append(vv)
+            elif v is not None:
+                keep_v = {x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None}
+            sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
+            for x, y, z, t in st.conn.execute(sql, params):
+                if (keep_e is None or x in keep_e) and (keep_v is None or z in keep_v):
+                    out.append((x, names[y] if label is None else label, decode(z), t))
+        return out
+
+    def _scan_projected(self, aid: int, want: tuple[int, ...], vv: Any) -> list[tuple]:
+        """One attribute's datoms (with value ``vv`` unless None) projected to ``want`` in SQL."""
         cols = ", ".join("e" if w == 0 else "v" for w in want)
         attr = self.schema.get(self._st.attr_names[aid])
         # DISTINCT costs a temp B-tree; skip it where (a, e) or (a, v) cannot repeat

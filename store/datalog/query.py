@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edn_format import Keyword
 
 from . import builtins as bi
+from . import edn
 from .bindings import bind_with_dups, expand, flat_vars
 from .errors import QueryError, QueryParseError
 from .parser import (
@@ -252,15 +253,8 @@ class Evaluator:
             return self._pattern_tx(p, src, terms, ctx)
         e, a, v = terms[:3]
 
-        def cands(t: Any) -> Any:
-            if isinstance(t, Const):
-                return ("const", t.value)
-            if isinstance(t, Var) and ctx.has(t):
-                return ("bound", ctx.values(t))
-            return None
-
         vars_, idx, checks = first_positions((e, a, v), _is_var)
-        ce, ca, cv = cands(e), cands(a), cands(v)
+        ce, ca, cv = self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx)
         if hasattr(src, "scan_pattern"):
             if not idx:
                 return Rel((), [()] if src.scan_pattern(ce, ca, cv) else [])
@@ -285,16 +279,29 @@ class Evaluator:
         """[e a v tx]: the rare four-position pattern, scanned with the tx column."""
         if not hasattr(src, "scan_with_tx"):
             raise QueryError(f"the tx position needs a database source: {_fmt(p.form)}")
-        consts = [t.value if isinstance(t, Const) else None for t in terms[:3]]
-        e_bound = ctx.values(terms[0]) if isinstance(terms[0], Var) and ctx.has(terms[0]) else None
-        rows = src.scan_with_tx(*consts, e_bound)
-        if isinstance(terms[3], Const):
-            rows = [r for r in rows if r[3] == terms[3].value]
+        e, a, v, tx = terms[:4]
+        rows = src.scan_with_tx(self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx))
+        ctx_tx = self._cand(tx, ctx)  # the tx column is filtered here: the scan cannot use it
+        if ctx_tx is not None:
+            if ctx_tx[0] == "const":
+                rows = [r for r in rows if r[3] == ctx_tx[1]]
+            else:
+                keep = ctx_tx[1]
+                rows = [r for r in rows if r[3] in keep]
         vars_, idx, checks = first_positions(terms[:4], _is_var)
         if checks:
             rows = [r for r in rows if all(r[x] == r[y] for x, y in checks)]
         g = getter(idx)
         return Rel(vars_, list(dict.fromkeys(g(r) for r in rows)))
+
+    @staticmethod
+    def _cand(t: Any, ctx: Context) -> Any:
+        """A pattern term as the scan sees it: None (free), ("const", x) or ("bound", values)."""
+        if isinstance(t, Const):
+            return ("const", t.value)
+        if isinstance(t, Var) and ctx.has(t):
+            return ("bound", ctx.values(t))
+        return None
 
     # -- functions -----------------------------------------------------------------------
     def _arg_getters(self, c: Any, ctx: Context, rel: Rel) -> list:
@@ -461,11 +468,13 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
                 continue
             kind, val = s
             x = t[i]
-            if i == 1 and isinstance(x, Keyword):
-                x = x.name
+            if i == 1:  # attributes compare as idents: "a/b", ":a/b" and Keyword("a/b") are one attribute
+                x = edn.ident(x) if isinstance(x, (str, Keyword)) else x
+                if kind == "const":
+                    val = edn.ident(val) if isinstance(val, (str, Keyword)) else val
+                else:
+                    val = {edn.ident(y) if isinstance(y, (str, Keyword)) else y for y in val}
             if kind == "const":
-                if i == 1 and isinstance(val, Keyword):
-                    val = val.name
                 if x != val:
                     ok = False
                     break
