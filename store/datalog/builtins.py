@@ -17,6 +17,7 @@ from typing import Any
 
 from edn_format import Keyword, Symbol
 
+from . import edn
 from .errors import QueryError
 
 _TYPE_RANK = {bool: 0, int: 1, float: 1, str: 2, Keyword: 3}
@@ -258,18 +259,27 @@ def _variance(vals: list[Any]) -> float:
     return sum((v - mean) ** 2 for v in vals) / len(vals)
 
 
+def _take(n: Any, what: str) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise QueryError(f"({what} n ?x) needs a non-negative integer n, got {edn.fmt(n)}")
+    return n
+
+
 def _min(*args: Any) -> Any:
     if len(args) == 1:
         return _sorted(args[0])[0]
     n, vals = args
-    return _sorted(set(vals))[:n]
+    # like DataScript: the n smallest values in ascending order, duplicates (from :with) kept
+    return _sorted(vals)[: _take(n, "min")]
 
 
 def _max(*args: Any) -> Any:
     if len(args) == 1:
         return _sorted(args[0])[-1]
     n, vals = args
-    return _sorted(set(vals))[::-1][:n]
+    # like DataScript: the n largest values, still in ascending order, duplicates (from :with) kept
+    s = _sorted(vals)
+    return s[max(0, len(s) - _take(n, "max")) :] if n else []
 
 
 AGGREGATES: dict[str, Callable[..., Any]] = {

@@ -18,6 +18,7 @@ from . import builtins as bi
 from . import edn
 from .bindings import bind_with_dups, expand, flat_vars
 from .errors import QueryError, QueryParseError
+from .order import check_rule_call, check_written_order
 from .parser import (
     BLANK,
     Const,
@@ -125,17 +126,25 @@ class Context:
 # -- the planner --------------------------------------------------------------------------
 
 
-def not_join_vars(clauses: tuple, initial: set) -> dict[int, tuple]:
-    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order)."""
+def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> dict[int, tuple]:
+    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order).
+
+    ``written`` holds what the written-order pre-pass (``order``) decided for the query's own
+    clauses; only rule bodies (solved per binding pattern) are worked out here, from ``initial``.
+    """
     out = {}
     seen = set(initial)
     for i, c in enumerate(clauses):
         if isinstance(c, Not):
-            if c.join_vars is None:
+            if c.join_vars is None and id(c) in written:
+                out[i] = written[id(c)]
+            elif c.join_vars is None:
                 jv = tuple(sorted(vars_of(c) & seen, key=lambda v: v.name))
                 if not jv:
-                    names = sorted(v.name for v in vars_of(c))
-                    raise QueryParseError(f"insufficient bindings: none of {names} is bound in {_fmt(c.form)}", c.form)
+                    names = " ".join(sorted(v.name for v in vars_of(c)))
+                    raise QueryParseError(
+                        f"insufficient bindings: none of #{{{names}}} is bound in {_fmt(c.form)}", c.form
+                    )
                 out[i] = jv
             else:
                 out[i] = c.join_vars
@@ -150,6 +159,7 @@ class Evaluator:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.estimates: dict[tuple, float] = {}  # (attr, value) -> datom count, per query run
+        self.not_joins: dict[int, tuple] = {}  # id(plain not) -> join vars, from the written order
 
     def cost(self, c: Any, ctx: Context, bound: set, join: tuple | None) -> float | None:
         if isinstance(c, Pattern):
@@ -189,10 +199,8 @@ class Evaluator:
             return 100.0 if vars_of(c) & bound else 1e7
         if isinstance(c, RuleCall):
             defs = ctx.rules.get(c.name)
-            if defs is None:
-                raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
-            if len(defs[0].head) != len(c.args):
-                raise QueryError(f"rule '{c.name}' expects {len(defs[0].head)} arguments: {_fmt(c.form)}")
+            if defs is None or len(defs[0].head) != len(c.args):
+                check_rule_call(c, bound, ctx.rules, True)  # raises: unknown rule or wrong arity
             req = defs[0].required
             for i, p in enumerate(defs[0].head):
                 if p in req:
@@ -207,7 +215,7 @@ class Evaluator:
     def run(self, clauses: tuple, ctx: Context) -> Context:
         if not clauses:
             return ctx
-        joins = not_join_vars(clauses, ctx.bound())
+        joins = not_join_vars(clauses, ctx.bound(), self.not_joins)
         remaining = list(range(len(clauses)))
         while remaining and not ctx.empty:
             bound = ctx.bound()
@@ -216,17 +224,17 @@ class Evaluator:
                 cst = self.cost(clauses[i], ctx, bound, joins.get(i))
                 if cst is not None and cst < best_cost:
                     best, best_cost = i, cst
-            if best is None:
+            if best is None:  # rule bodies only: the query's own clauses passed the written-order check
                 c = clauses[remaining[0]]
-                unbound = sorted(v.name for v in vars_of(c) - bound)
-                raise QueryParseError(f"insufficient bindings: {unbound} not bound in {_fmt(c.form)}", c.form)
+                unbound = " ".join(sorted(v.name for v in vars_of(c) - bound))
+                raise QueryParseError(f"insufficient bindings: #{{{unbound}}} not bound in {_fmt(c.form)}", c.form)
             remaining.remove(best)
             self.clause(clauses[best], ctx, joins.get(best))
         if remaining:  # context is empty; still validate what's left cheaply
             for i in remaining:
                 c = clauses[i]
                 if isinstance(c, RuleCall) and c.name not in ctx.rules:
-                    raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
+                    check_rule_call(c, set(), ctx.rules, True)
         return ctx
 
     def clause(self, c: Any, ctx: Context, join: tuple | None) -> None:
@@ -489,8 +497,9 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
 # -- the find phase -----------------------------------------------------------------------
 
 
-def entity_vars(clauses: tuple, is_ref: Any) -> set[Var]:
-    """Variables used where an entity is expected: pattern entity positions and ref values."""
+def entity_vars(clauses: tuple, is_ref: Any, rules: dict | None = None, _in_rules: frozenset = frozenset()) -> set[Var]:
+    """Variables used where an entity is expected: pattern entity positions and ref values,
+    also through rule calls (an argument whose rule parameter is used as an entity)."""
     out: set[Var] = set()
     for c in clauses:
         if isinstance(c, Pattern):
@@ -502,10 +511,14 @@ def entity_vars(clauses: tuple, is_ref: Any) -> set[Var]:
                 if is_ref(name.lstrip(":")):
                     out.add(t[2])
         elif isinstance(c, Not):
-            out |= entity_vars(c.clauses, is_ref)
+            out |= entity_vars(c.clauses, is_ref, rules, _in_rules)
         elif isinstance(c, Or):
             for br in c.branches:
-                out |= entity_vars(br, is_ref)
+                out |= entity_vars(br, is_ref, rules, _in_rules)
+        elif isinstance(c, RuleCall) and rules and c.name in rules and c.name not in _in_rules:
+            for rule in rules[c.name]:
+                inner = entity_vars(rule.body, is_ref, rules, _in_rules | {c.name})
+                out |= {t for p, t in zip(rule.head, c.args, strict=False) if p in inner and isinstance(t, Var)}
     return out
 
 
@@ -543,10 +556,16 @@ def execute(db: Database, q: Query, inputs: tuple) -> Any:
             sources[spec[1]] = value
         elif isinstance(spec, tuple) and spec[0] == "rules":
             rules.update(parse_rules(value) if value is not None else {})
-        else:
+    evars = None
+    for spec, value in zip(specs, inputs, strict=False):  # after the rules: entity vars look into them
+        if not isinstance(spec, tuple):
             rel = bind_with_dups(spec, value, spec)
             if rel is not None:
-                ctx.add(_resolve_input_refs(db, rel, entity_vars(q.where, db.schema.is_ref)))
+                if evars is None:
+                    evars = entity_vars(q.where, db.schema.is_ref, rules)
+                ctx.add(_resolve_input_refs(db, rel, evars))
+    # acceptance and plain-not join vars come from the written order, never from the plan
+    check_written_order(q.where, ctx.bound(), rules, ("rules",) in q.inputs, ev.not_joins)
     ctx.solver = Solver(ev, rules)
     ev.run(q.where, ctx)
     from .find import find
