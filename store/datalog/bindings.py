@@ -12,6 +12,7 @@ from typing import Any
 
 from edn_format import ImmutableDict
 
+from . import edn
 from .errors import QueryError
 from .parser import BindColl, BindIgnore, BindScalar, BindTuple, Var, _fmt
 from .relation import Rel, getter
@@ -62,15 +63,15 @@ def expand(b: Any, value: Any, form: Any):
         yield ()
     elif isinstance(b, BindColl):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise QueryError(f"cannot bind {value!r} to collection binding in {_fmt(form)}")
+            raise QueryError(f"cannot bind {edn.fmt(value)} to collection binding in {_fmt(form)}")
         for item in value:
             yield from expand(b.item, item, form)
     elif isinstance(b, BindTuple):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise QueryError(f"cannot bind {value!r} to tuple binding in {_fmt(form)}")
+            raise QueryError(f"cannot bind {edn.fmt(value)} to tuple binding in {_fmt(form)}")
         items = list(value)
         if len(items) < len(b.items):
-            raise QueryError(f"not enough elements in {value!r} for tuple binding in {_fmt(form)}")
+            raise QueryError(f"not enough elements in {edn.fmt(value)} for tuple binding in {_fmt(form)}")
         parts = [list(expand(sub, items[i], form)) for i, sub in enumerate(b.items)]
         acc = [()]
         for p in parts:

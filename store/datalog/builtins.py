@@ -105,7 +105,7 @@ def _re_seq(p: Any, s: str) -> Any:
 
 def _subs(s: str, start: int, end: int | None = None) -> str:
     if start < 0 or start > len(s) or (end is not None and (end < start or end > len(s))):
-        raise QueryError(f"subs: index out of range for {s!r}")
+        raise QueryError(f"subs: index out of range for {edn.fmt(s)}")
     return s[start:end]
 
 
@@ -183,7 +183,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "contains?": lambda coll, k: k in coll,
     "str": lambda *a: "".join(clj_str(x) for x in a),
     "subs": _subs,
-    "pr-str": lambda *a: " ".join(repr(x) if isinstance(x, str) else clj_str(x) for x in a),
+    "pr-str": lambda *a: " ".join(edn.fmt(x, 1 << 62) if isinstance(x, str) else clj_str(x) for x in a),
     "re-find": _re_find,
     "re-matches": _re_matches,
     "re-seq": _re_seq,
@@ -235,7 +235,7 @@ def call(name: str, fn: Callable[..., Any], args: list[Any]) -> Any:
     except QueryError:
         raise
     except Exception as exc:  # TypeError, ValueError, re.error, ... from user-supplied values
-        shown = ", ".join(repr(a) for a in args[:4])
+        shown = " ".join(edn.fmt(a, 60) for a in args[:4]) + (" ..." if len(args) > 4 else "")
         raise QueryError(f"({name} {shown}) failed: {type(exc).__name__}: {exc}") from None
 
 

@@ -54,7 +54,7 @@ def _guard_parse(parse: Any, form: Any) -> Any:
     except RecursionError:
         raise QueryParseError("query or pattern nests too deeply", None) from None
     except Exception as exc:
-        raise QueryParseError(f"cannot parse {form!r:.200}: {type(exc).__name__}: {exc}", form) from None
+        raise QueryParseError(f"cannot parse {edn.fmt(form)}: {type(exc).__name__}: {exc}", form) from None
 
 
 class Database:
@@ -76,7 +76,7 @@ class Database:
         try:
             st = Storage(str(path))
         except Exception as exc:  # sqlite3 / SQLAlchemy errors: bad directory, not a database, locked
-            raise DatalogError(f"cannot open Datalog database {str(path)!r}: {exc}") from exc
+            raise DatalogError(f"cannot open Datalog database {edn.fmt(str(path))}: {exc}") from exc
         try:
             if schema is None:
                 stored = st.meta.get("schema")
@@ -164,7 +164,7 @@ class Database:
     def _write_user_meta(self, meta: Mapping[str, str] | None) -> None:
         for key, value in (meta or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise TransactError(f"meta keys and values must be strings, got {key!r}: {value!r}")
+                raise TransactError(f"meta keys and values must be strings, got {edn.fmt(key)}: {edn.fmt(value)}")
             self._st.set_meta(_USER_META + key, value)  # namespaced: never clobbers engine keys
 
     def get_meta(self, key: str) -> str | None:
@@ -243,7 +243,7 @@ class Database:
                     raise QueryError("avet datoms need an attribute")
                 attr_pos = 0
             else:
-                raise QueryError(f"unknown index {index!r}; use 'eavt' or 'avet'")
+                raise QueryError(f"unknown index {edn.fmt(index)}; use \"eavt\" or \"avet\"")
             if len(components) > attr_pos:
                 aid = st.attr_id(edn.ident(components[attr_pos]) or "")
                 if aid is None:
@@ -268,7 +268,8 @@ class Database:
         if isinstance(x, _LISTY) and len(x) == 2:
             a = edn.ident(x[0])
             if a is None or not self.schema.unique(a):
-                raise QueryError(f"lookup ref attribute must be :db/unique: {x!r}")
+                shown = edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], x[1]])  # a vector, as written
+                raise QueryError(f"lookup ref attribute must be :db/unique: {shown}")
             aid = self._st.attr_id(a)
             if aid is None:
                 return None
@@ -303,7 +304,7 @@ class Database:
     def attr_values(self, e: Any, attr: Any, for_fn: str = "") -> list[Any]:
         a = edn.ident(attr)
         if a is None:
-            raise QueryError(f"{for_fn}: bad attribute {attr!r}")
+            raise QueryError(f"{for_fn}: bad attribute {edn.fmt(attr)}")
         eid = self._resolve(e)
         aid = self._st.attr_id(a)
         if eid is None or aid is None:

@@ -67,7 +67,7 @@ def read(text: str) -> Any:
         return edn_format.loads(_regex_literals(text))
     except Exception as exc:  # edn_format raises assorted ply/lexer errors
         snippet = text if len(text) <= 80 else text[:77] + "..."
-        raise EdnError(f"cannot read EDN {snippet!r}: {exc}") from None
+        raise EdnError(f"cannot read EDN {fmt(snippet)}: {exc}") from None
 
 
 def kw(name: str) -> Keyword:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import builtins as bi
+from . import edn
 from .errors import QueryError
 from .parser import FindAgg, FindPull, Query, Var
 from .relation import getter, group_rows
@@ -99,6 +100,6 @@ def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:
             try:
                 res.append(fn(*args, col))
             except Exception as exc:
-                raise QueryError(f"aggregate ({el.fn} {el.var.name}) failed: {type(exc).__name__}: {exc}") from None
+                raise QueryError(f"aggregate {edn.fmt(el)} failed: {type(exc).__name__}: {exc}") from None
         out.append(tuple(res))
     return out

@@ -315,7 +315,7 @@ def _fn_name(head: Any, form: Any) -> str | Var:
         raise _err("expected a function symbol", form)
     name = head.name
     if name not in FUNCTIONS:
-        raise _err(f"unknown function '{name}'", form)
+        raise _err(f"unknown function {name}", form)
     return name
 
 
@@ -327,7 +327,7 @@ def _fn_args(args: Any, form: Any) -> tuple[Any, ...]:
         elif _is_src(a):
             out.append(a.name)
         elif isinstance(a, Symbol) and a.name == "_":
-            raise _err("'_' cannot be a function argument", form)
+            raise _err("_ cannot be a function argument", form)
         elif isinstance(a, Symbol):
             raise _err(f"unknown symbol {a.name} as function argument", form)
         else:
@@ -489,7 +489,7 @@ def _find_elem(x: Any, form: Any) -> Any:
             if name not in ("min", "max") and consts:
                 raise _err(f"aggregate ({name}) takes only a variable", x)
             return FindAgg(name, tuple(consts), var)
-        raise _err(f"unknown aggregate or find function '{name}'", x)
+        raise _err(f"unknown aggregate or find function {name}", x)
     raise _err(f"bad find element {_fmt(x)}", form)
 
 

@@ -53,7 +53,7 @@ def _attr_name(x: Any, form: Any) -> str:
         x = x.name
     name = edn.ident(x)
     if name is None:
-        raise QueryParseError(f"bad attribute {x!r} in pull pattern {form!r}", form)
+        raise QueryParseError(f"bad attribute {edn.fmt(x)} in pull pattern {edn.fmt(form)}", form)
     return name
 
 
@@ -77,7 +77,7 @@ def _with_options(x: Any, form: Any) -> dict:
     head = items[0]
     if isinstance(head, Symbol) and head.name in ("limit", "default"):  # legacy (limit :a 10)
         if len(items) != 3:
-            raise QueryParseError(f"({head.name} attr value) expected in pull pattern", form)
+            raise QueryParseError(f"({head.name} attr value) expected in pull pattern: {edn.fmt(x)}", form)
         d = _spec(_attr_name(items[1], form))
         if head.name == "limit":
             d["limit"] = items[2]
@@ -87,19 +87,21 @@ def _with_options(x: Any, form: Any) -> dict:
     d = _spec(_attr_name(head, form))
     opts = items[1:]
     if len(opts) % 2:
-        raise QueryParseError(f"attribute options must be pairs in pull pattern: {x!r}", form)
+        raise QueryParseError(f"attribute options must be pairs in pull pattern: {edn.fmt(x)}", form)
     for k, v in zip(opts[::2], opts[1::2], strict=False):
         name = edn.ident(k)
         if name == "limit":
             if v is not None and (not isinstance(v, int) or v < 0):
-                raise QueryParseError(f":limit must be a non-negative integer or nil in pull pattern: {x!r}", form)
+                raise QueryParseError(
+                    f":limit must be a non-negative integer or nil in pull pattern: {edn.fmt(x)}", form
+                )
             d["limit"] = v
         elif name == "default":
             d["default"] = v
         elif name == "as":
             d["key"] = v.name if isinstance(v, (Keyword, Symbol)) else v
         else:
-            raise QueryParseError(f"unknown attribute option {k!r} in pull pattern", form)
+            raise QueryParseError(f"unknown attribute option {edn.fmt(k)} in pull pattern", form)
     return d
 
 
@@ -110,7 +112,7 @@ def parse_pattern(pattern: Any) -> PullPattern:
     if isinstance(pattern, str):
         pattern = edn.read(pattern)
     if not _is_vec(pattern) and not isinstance(pattern, tuple):
-        raise QueryParseError(f"pull pattern must be a vector, got {pattern!r}", pattern)
+        raise QueryParseError(f"pull pattern must be a vector, got {edn.fmt(pattern)}", pattern)
     wildcard = False
     specs: list[AttrSpec] = []
     for x in pattern:
@@ -135,7 +137,7 @@ def parse_pattern(pattern: Any) -> PullPattern:
                     d["sub"] = parse_pattern(v)
                 specs.append(AttrSpec(**d))
         else:
-            raise QueryParseError(f"bad pull pattern element {x!r}", pattern)
+            raise QueryParseError(f"bad pull pattern element {edn.fmt(x)}", pattern)
     return PullPattern(wildcard, tuple(specs))
 
 

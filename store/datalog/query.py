@@ -112,7 +112,7 @@ class Context:
             result = Rel((), [()])
         missing = vars.difference(result.vars)
         if missing:
-            raise QueryError(f"insufficient bindings: {sorted(v.name for v in missing)} not bound")
+            raise QueryError(f"insufficient bindings: #{{{' '.join(sorted(v.name for v in missing))}}} not bound")
         keep.append(result)
         self.rels = keep
         return result
@@ -210,7 +210,7 @@ class Evaluator:
             if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
                 return 50.0
             return 1e8
-        raise QueryError(f"cannot evaluate clause {c!r}")
+        raise QueryError(f"cannot evaluate clause {edn.fmt(c)}")
 
     def run(self, clauses: tuple, ctx: Context) -> Context:
         if not clauses:
@@ -417,9 +417,11 @@ class Evaluator:
             self.run(branch, sub)
             if sub.empty:
                 continue
-            missing = [v.name for v in join if not sub.has(v)]
+            missing = " ".join(v.name for v in join if not sub.has(v))
             if missing:
-                raise QueryParseError(f"insufficient bindings: {missing} not bound in branch of {_fmt(c.form)}", c.form)
+                raise QueryParseError(
+                    f"insufficient bindings: #{{{missing}}} not bound in a branch of {_fmt(c.form)}", c.form
+                )
             out.update(dict.fromkeys(sub.project(join).rows))
         ctx.add(Rel(join, list(out)))
 

@@ -157,9 +157,9 @@ class Solver:
     def _head(self, rule: Rule, ctx: Context) -> set:
         if ctx.empty:
             return set()
-        missing = [p.name for p in rule.head if not ctx.has(p)]
+        missing = " ".join(p.name for p in rule.head if not ctx.has(p))
         if missing:
-            raise QueryError(f"rule '{rule.name}' does not bind {missing} in its body")
+            raise QueryError(f"rule {rule.name} does not bind [{missing}] in its body")
         return set(ctx.project(rule.head).rows)
 
     def _body(self, rule: Rule, key: tuple, seeds: set) -> set:
@@ -267,7 +267,7 @@ def call_rule(ev: Evaluator, c: RuleCall, ctx: Context) -> None:
     c = resolve_call(ev.db, c)
     solver = ctx.solver
     if solver is None:
-        raise QueryError(f"no rules given for {_fmt(c.form)}; pass them as % input")
+        raise QueryError(f"no rules given: {_fmt(c.form)} calls rule {c.name}, but :in has no % for the rules")
     bound_vars = [t for t in c.args if isinstance(t, Var) and ctx.has(t)]
     rel = ctx.merge(bound_vars) if bound_vars else Rel((), [()])
     key, tuples = magic_for(c, rel, solver.rules)
