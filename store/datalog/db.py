@@ -1,30 +1,27 @@
-"""The ``Database``: the public face of the engine.
+"""The datom database: a schema and the datoms of one SQLite file, and the reads over them.
 
 Owns: opening a datoms file with a schema, running transactions (one SQLite
-transaction each, or many in one for bulk apply), queries inside one read
-transaction (a consistent snapshot), pulls, and the entity-level reads used by
-query evaluation (``scan_pattern``) and pull.
-Must never: hold query or transaction logic itself (``query``, ``rules``,
-``tx`` and ``pull`` do), or let a non-Datalog exception escape a public call.
+transaction each, or many in one for bulk apply), read snapshots, and the
+entity-level reads used by query evaluation (``scan_pattern``) and pull
+(``entity_attrs``, ``reverse_refs``).  Like DataScript's db, it knows nothing of
+queries or pull patterns: ``api.Database`` adds ``q``/``pull`` on top.
+Must never: import the query side (parser, query, find, pull, rules), hold query or
+transaction logic itself, or let a non-Datalog exception escape a public call.
 """
 
 from __future__ import annotations
 
 import gc
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from edn_format import Keyword
 
 from . import edn
-from .errors import DatalogError, QueryError, QueryParseError, TransactError
-from .parser import Query, parse_query
-from .pull import PullPattern, parse_pattern, pull_entity
-from .query import execute
+from .errors import DatalogError, QueryError, TransactError
 from .relation import getter
 from .schema import Schema, parse_schema
 from .storage import Storage, decode, decode_many, encode
@@ -44,31 +41,17 @@ class BulkReport:
     last_tx: int | None
 
 
-def _guard_parse(parse: Any, form: Any) -> Any:
-    """Parsers raise QueryParseError on purpose; anything else (deep nesting, odd types) is
-    still the caller's malformed input, never a traceback from inside the engine."""
-    try:
-        return parse(form)
-    except DatalogError:
-        raise
-    except RecursionError:
-        raise QueryParseError("query or pattern nests too deeply", None) from None
-    except Exception as exc:
-        raise QueryParseError(f"cannot parse {edn.fmt(form)}: {type(exc).__name__}: {exc}", form) from None
-
-
-class Database:
-    """A Datalog database stored in one SQLite file (or ``":memory:"``)."""
+class DatomDb:
+    """The datoms of one SQLite file (or ``":memory:"``) under a schema; no query language."""
 
     def __init__(self, storage: Storage, schema: Schema) -> None:
         self._st = storage
         self.schema = schema
         self._tx = Transactor(storage, schema)
-        self._queries: OrderedDict[Any, Query] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, schema: Any = None) -> Database:
+    def open(cls, path: str | Path, schema: Any = None) -> Self:
         """Open or create the file at ``path`` (or ``":memory:"``).
 
         ``schema`` (dict or EDN string) replaces the stored schema; ``None`` keeps it.
@@ -95,7 +78,7 @@ class Database:
     def close(self) -> None:
         self._st.close()
 
-    def __enter__(self) -> Database:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -173,20 +156,6 @@ class Database:
         return row[0] if row else None
 
     # -- reads -----------------------------------------------------------------------
-    def _parse(self, query: Any) -> Query:
-        key = query if isinstance(query, str) else None
-        if key is not None:
-            q = self._queries.get(key)
-            if q is not None:
-                self._queries.move_to_end(key)
-                return q
-        q = _guard_parse(parse_query, query)
-        if key is not None:
-            self._queries[key] = q
-            if len(self._queries) > 256:
-                self._queries.popitem(last=False)
-        return q
-
     def _read(self, fn: Any, *args: Any) -> Any:
         st = self._st
         st.refresh()
@@ -202,23 +171,6 @@ class Database:
         finally:
             if st.conn.in_transaction:
                 st.conn.execute("COMMIT")
-
-    def q(self, query: Any, *inputs: Any) -> Any:
-        """Run a query (EDN string or Python data). ``$`` is this database; ``inputs``
-        fill the other ``:in`` slots in order."""
-        parsed = self._parse(query)
-        if inputs and inputs[0] is self:
-            inputs = inputs[1:]  # DataScript-style call q(query, db, ...): the database is implicit here
-        return self._read(execute, self, parsed, inputs)
-
-    def pull(self, pattern: Any, eid: Any) -> dict | None:
-        pat = _guard_parse(parse_pattern, pattern)
-        return self._read(self._pull_one, pat, eid)
-
-    def pull_many(self, pattern: Any, eids: Iterable[Any]) -> list[dict | None]:
-        pat = _guard_parse(parse_pattern, pattern)
-        eids = list(eids)
-        return self._read(lambda: [self._pull_one(pat, e) for e in eids])
 
     def entid(self, eid: Any) -> int | None:
         """Entity id for an id or lookup ref (``None`` when a lookup ref finds nothing)."""
@@ -261,7 +213,7 @@ class Database:
 
         return self._read(run)
 
-    # -- used by query evaluation and pull (inside a read transaction) ---------------------
+    # -- used by query evaluation and pull (inside a read transaction, see _read) -----------
     def _resolve(self, x: Any) -> int | None:
         if type(x) is int:
             return x if x > 0 else None
@@ -281,12 +233,6 @@ class Database:
             except TransactError:
                 return None
         return None
-
-    def _pull_one(self, pattern: PullPattern, eid: Any) -> dict | None:
-        e = self._resolve(eid)
-        if e is None:
-            return None
-        return pull_entity(self, pattern, e, frozenset(), {})
 
     def entity_attrs(self, e: int) -> dict[str, list[Any]]:
         names = self._st.attr_names

@@ -14,14 +14,15 @@ from . import builtins as bi
 from . import edn
 from .errors import QueryError
 from .parser import FindAgg, FindPull, Query, Var
+from .pull import parse_pattern, pull_many
 from .relation import getter, group_rows
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .query import Context
+    from .context import Context
+    from .db import DatomDb
 
 
-def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
+def find(db: DatomDb, q: Query, ctx: Context, sources: dict) -> Any:
     elems = q.find
     vars_: list[Var] = []
     for el in elems:
@@ -48,12 +49,10 @@ def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
         results = list(dict.fromkeys(g(r) for r in rows)) if len(vars_) > len(elems) else [g(r) for r in rows]
     pulls = [i for i, el in enumerate(elems) if isinstance(el, FindPull)]
     if pulls:
-        from .pull import parse_pattern, pull_many
-
         for i in pulls:
             el = elems[i]
             src = sources.get(el.source)
-            if src is None or not hasattr(src, "_pull_one"):
+            if src is None or not hasattr(src, "entity_attrs"):
                 raise QueryError(f"pull needs a database source {el.source}")
             if isinstance(el.pattern, Var):
                 pat_by_row = {}

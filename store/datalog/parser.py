@@ -16,6 +16,7 @@ from edn_format import Keyword, Symbol
 from . import edn
 from .builtins import AGGREGATES, DB_FUNCTIONS, FUNCTIONS
 from .errors import QueryParseError
+from .pull import parse_pattern
 
 # -- records -----------------------------------------------------------------
 
@@ -474,8 +475,6 @@ def _find_elem(x: Any, form: Any) -> Any:
             pat = args[1]
             if _is_var(pat):
                 return FindPull(source, var, Var(pat.name))
-            from .pull import parse_pattern
-
             return FindPull(source, var, parse_pattern(pat))
         if name in AGGREGATES:
             if len(x) < 2:

@@ -21,7 +21,7 @@ from . import edn
 from .errors import QueryParseError
 
 if TYPE_CHECKING:
-    from .db import Database
+    from .db import DatomDb
 
 _NO_DEFAULT = object()
 DEFAULT_LIMIT = 1000
@@ -141,11 +141,19 @@ def parse_pattern(pattern: Any) -> PullPattern:
     return PullPattern(wildcard, tuple(specs))
 
 
-def pull_many(db: Database, pattern: PullPattern, eids: list[Any]) -> list[Any]:
-    return [db._pull_one(pattern, e) for e in eids]
+def pull_one(db: DatomDb, pattern: PullPattern, eid: Any) -> dict | None:
+    """Pull one entity given by id or lookup ref (``None`` when it resolves to nothing)."""
+    e = db._resolve(eid)
+    if e is None:
+        return None
+    return pull_entity(db, pattern, e, frozenset(), {})
 
 
-def pull_entity(db: Database, pattern: PullPattern, e: int, seen: frozenset, depth: dict) -> Any:
+def pull_many(db: DatomDb, pattern: PullPattern, eids: list[Any]) -> list[Any]:
+    return [pull_one(db, pattern, e) for e in eids]
+
+
+def pull_entity(db: DatomDb, pattern: PullPattern, e: int, seen: frozenset, depth: dict) -> Any:
     """Pull one entity; ``seen`` guards recursion cycles, ``depth`` counts recursion per spec."""
     attrs = db.entity_attrs(e)  # ident -> [decoded values], in index order
     schema = db.schema

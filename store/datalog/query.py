@@ -1,6 +1,6 @@
 """Query evaluation: parsed records + inputs -> result.
 
-Owns: the evaluation context, choosing the next clause (the planner), and
+Owns: the entry point (``execute``), choosing the next clause (the planner), and
 evaluating clauses (patterns, predicates, function bindings, not, or) to
 relations that are joined into the context.  Input bindings live in
 ``bindings``, rules in ``rules.Solver``, the find phase in ``find``.
@@ -17,7 +17,9 @@ from edn_format import Keyword
 from . import builtins as bi
 from . import edn
 from .bindings import bind_with_dups, expand, flat_vars
+from .context import Context
 from .errors import QueryError, QueryParseError
+from .find import find
 from .order import check_rule_call, check_written_order
 from .parser import (
     BLANK,
@@ -34,93 +36,13 @@ from .parser import (
     parse_rules,
     vars_of,
 )
-from .relation import Rel, first_positions, getter, hash_join, product
+from .relation import Rel, first_positions, getter
+from .rules import Solver, call_rule
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .rules import Solver
+    from .db import DatomDb
 
 _INF = float("inf")
-
-
-class Context:
-    """The relations bound so far plus what clauses need to evaluate (sources, rules)."""
-
-    __slots__ = ("rels", "sources", "rules", "solver", "in_fix", "empty")
-
-    def __init__(self, sources: dict[str, Any], rules: dict, solver: Solver | None, in_fix: bool = False) -> None:
-        self.rels: list[Rel] = []
-        self.sources = sources
-        self.rules = rules
-        self.solver = solver
-        self.in_fix = in_fix
-        self.empty = False
-
-    def child(self, seed: Rel | None = None) -> Context:
-        c = Context(self.sources, self.rules, self.solver, self.in_fix)
-        if seed is not None:
-            c.add(seed)
-        return c
-
-    def bound(self) -> set:
-        out: set = set()
-        for r in self.rels:
-            out.update(r.vars)
-        return out
-
-    def has(self, var: Any) -> bool:
-        return any(var in r.pos for r in self.rels)
-
-    def size(self, var: Any) -> int:
-        for r in self.rels:
-            if var in r.pos:
-                return len(r.rows)
-        return 0
-
-    def values(self, var: Any) -> set:
-        for r in self.rels:
-            if var in r.pos:
-                return r.column(var)
-        raise QueryError(f"variable {var} is not bound")
-
-    def add(self, rel: Rel) -> None:
-        """Join ``rel`` into the context: hash-join with every relation sharing a variable."""
-        if not rel.rows:
-            self.empty = True
-        # a fresh Rel object: predicates and not filter ``rows`` of context relations in place
-        keep, result = [], Rel(rel.vars, rel.rows)
-        for r in self.rels:
-            if any(v in r.pos for v in rel.vars):
-                result = hash_join(r, result)
-            else:
-                keep.append(r)
-        keep.append(result)
-        self.rels = keep
-        if not result.rows:
-            self.empty = True
-
-    def merge(self, vars: Any) -> Rel:
-        """One relation holding all of ``vars`` (a product of the relations involved)."""
-        vars = set(vars)
-        keep, result = [], None
-        for r in self.rels:
-            if vars.intersection(r.vars):
-                result = r if result is None else product(result, r)
-            else:
-                keep.append(r)
-        if result is None:
-            result = Rel((), [()])
-        missing = vars.difference(result.vars)
-        if missing:
-            raise QueryError(f"insufficient bindings: #{{{' '.join(sorted(v.name for v in missing))}}} not bound")
-        keep.append(result)
-        self.rels = keep
-        return result
-
-    def project(self, vars: tuple) -> Rel:
-        if self.empty:
-            return Rel(vars, [])
-        return self.merge(vars).project(vars)
 
 
 # -- the planner --------------------------------------------------------------------------
@@ -156,7 +78,7 @@ def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> di
 class Evaluator:
     """Evaluates a clause list in a context; one per query run."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: DatomDb) -> None:
         self.db = db
         self.estimates: dict[tuple, float] = {}  # (attr, value) -> datom count, per query run
         self.not_joins: dict[int, tuple] = {}  # id(plain not) -> join vars, from the written order
@@ -249,8 +171,6 @@ class Evaluator:
         elif isinstance(c, Or):
             self.disjunction(c, ctx)
         elif isinstance(c, RuleCall):
-            from .rules import call_rule
-
             call_rule(self, c, ctx)
 
     # -- data patterns -------------------------------------------------------------------
@@ -395,8 +315,6 @@ class Evaluator:
         key = getter([rel.pos[v] for v in join])
         sub = ctx.child(seed)
         if ctx.in_fix:
-            from .rules import Solver
-
             sub.solver = Solver(self, ctx.rules, depth=(ctx.solver.depth + 1) if ctx.solver else 1)
             sub.in_fix = False
         self.run(c.clauses, sub)
@@ -524,7 +442,7 @@ def entity_vars(clauses: tuple, is_ref: Any, rules: dict | None = None, _in_rule
     return out
 
 
-def _resolve_input_refs(db: Database, rel: Rel, evars: set[Var]) -> Rel:
+def _resolve_input_refs(db: DatomDb, rel: Rel, evars: set[Var]) -> Rel:
     """Lookup refs given as inputs for entity variables become entity ids (as in DataScript)."""
     cols = [i for i, v in enumerate(rel.vars) if v in evars]
     if not cols or not any(isinstance(r[i], (list, tuple)) for r in rel.rows for i in cols):
@@ -540,9 +458,8 @@ def _resolve_input_refs(db: Database, rel: Rel, evars: set[Var]) -> Rel:
     return Rel(rel.vars, list(dict.fromkeys(rows)))
 
 
-def execute(db: Database, q: Query, inputs: tuple) -> Any:
-    from .rules import Solver
-
+def execute(db: DatomDb, q: Query, inputs: tuple) -> Any:
+    """Run a parsed query against ``db`` (inside the caller's read transaction)."""
     sources: dict[str, Any] = {}
     rules: dict = {}
     ev = Evaluator(db)
@@ -570,8 +487,6 @@ def execute(db: Database, q: Query, inputs: tuple) -> Any:
     check_written_order(q.where, ctx.bound(), rules, ("rules",) in q.inputs, ev.not_joins)
     ctx.solver = Solver(ev, rules)
     ev.run(q.where, ctx)
-    from .find import find
-
     return find(db, q, ctx, sources)
 
 

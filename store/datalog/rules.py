@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from edn_format import Keyword
 
 from . import edn
+from .context import Context
 from .errors import QueryError
 from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
 from .relation import Rel, first_positions, getter, hash_join
 
 if TYPE_CHECKING:
-    from .query import Context, Evaluator
+    from .query import Evaluator
 
 _MAX_DEPTH = 32
 
@@ -148,8 +149,6 @@ class Solver:
                         idx.setdefault(tuple([a[i] for i in bpos]), []).append(a)
 
     def _ctx(self, seed: Rel) -> Context:
-        from .query import Context
-
         ctx = Context({"$": self.ev.db}, self.rules, self, in_fix=True)
         ctx.add(seed)
         return ctx
