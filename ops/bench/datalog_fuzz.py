@@ -35,18 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="only the summary (and divergences)")
     ap.add_argument("--coverage", action="store_true",
                     help="measure branch coverage of store/datalog reached by this run (needs `pip install coverage`)")
+    ap.add_argument("--coverage-file", default=None, help="keep the coverage data in this file (to combine runs)")
     args = ap.parse_args(argv)
     cov = None
     if args.coverage:
         import coverage  # measuring only: not a dependency of the project
 
-        cov = coverage.Coverage(branch=True, source=[str(ROOT / "store" / "datalog")], data_file=None)
+        # by package, not path: measures whichever store.datalog is imported (e.g. a snapshot put first on sys.path)
+        cov = coverage.Coverage(branch=True, source_pkgs=["store.datalog"], data_file=args.coverage_file)
         cov.start()  # before the engine is imported, so module-level lines count
     from ops.datascript import fuzz
     sizes = [int(x) for x in args.sizes.split(",") if x] or None
 
     def log(line: str) -> None:
-        if not args.quiet or not line.startswith("case "):
+        if not args.quiet or not line.startswith("case "):  # --quiet keeps progress lines and divergences
             print(line, flush=True)
 
     t0 = time.monotonic()
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time            {time.monotonic() - t0:.1f} s")
     if cov is not None:
         cov.stop()
+        cov.save()
         print()
         total = cov.report(show_missing=True, skip_covered=False)
         print(f"branch coverage of store/datalog by this run: {total:.1f} %")

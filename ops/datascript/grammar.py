@@ -322,8 +322,11 @@ class QueryGen:
         return 7 * self.rnd.randrange(max(1, len(self.by_type[a.ns]))) + 3
 
     def const(self, a: Attr, v: Any) -> Any:
-        """A constant for the value position: refs as lookup refs (entity ids differ between engines)."""
-        return [Kw(f"{a.target}/id"), v] if a.kind == "ref" else v
+        """A constant for the value position: refs as lookup refs (entity ids differ between engines);
+        rarely a lookup ref that finds nothing."""
+        if a.kind != "ref":
+            return v
+        return [Kw(f"{a.target}/id"), v if self.rnd.random() < 0.98 else "nobody"]
 
     def attr_of(self, ns: str, *kinds: str, scalar: bool = False) -> Attr | None:
         cands = [a for a in self.model.of(ns, *kinds) if not (scalar and a.kind == "ref")]
@@ -452,6 +455,19 @@ def _dedupe(xs: list) -> list:
     return out
 
 
+def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    """``:in $ $2`` with a collection of tuples as a second source: [$2 ?x ?k] joined to the database."""
+    rnd = g.rnd
+    x = s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))
+    k = s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0))
+    rows = [[anchor, 0]] + [[rnd.choice(g.by_type[t]), rnd.randrange(5)] for _ in range(rnd.randint(0, 20))]
+    g.q.ins.append(Sym("$2"))
+    g.q.inputs.append(_dedupe(rows))
+    g.q.where.append([Sym("$2"), x, k] if rnd.random() < 0.7 else [Sym("$2"), x, 0])
+    g.q.where.append([s.fresh("e", VarInfo("e", t, witness=anchor)), Kw(f"{t}/id"), x])
+    g.q.tags.add("input_source")
+
+
 def root_any_attr(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     """[?e ?a c] / [?e _ c]: a value under any attribute (the scan's "any attribute" paths)."""
     a = g.attr_of(t, "int", "str", "id")
@@ -463,7 +479,8 @@ def root_any_attr(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     g.q.tags.add("root_any_attr")
 
 
-ROOTS = [(4, root_all), (5, root_const), (2, root_input_scalar), (2, root_input_coll), (1, root_any_attr)]
+ROOTS = [(4, root_all), (5, root_const), (2, root_input_scalar), (2, root_input_coll), (1, root_any_attr),
+         (1, root_source)]
 
 
 # -- clause productions: (generator, scope, depth) -> clause | None ---------------------------
@@ -502,6 +519,38 @@ def p_const(g: QueryGen, s: Scope, depth: int) -> Any:
     if a is None:
         return None
     return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a, miss=s.negated))]
+
+
+def p_const_entity(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[[:T/id "a3"] :T/a ?v] / [[:T/id "a3"] :T/a c]: a lookup ref in the entity position,
+    joined to the query through a value variable's constant or a new variable."""
+    rnd = g.rnd
+    t = rnd.choice([t for t in g.model.types if g.by_type[t]])
+    ident = rnd.choice(g.by_type[t]) if rnd.random() < 0.97 else "nobody"  # DataScript: "Nothing found"
+    a = g.attr_of(t, "int", "str", "bool")
+    if a is None:
+        return None
+    ref = [Kw(f"{t}/id"), ident]
+    if rnd.random() < 0.3:
+        g.q.tags.add("ground_pattern")
+        return [ref, Kw(a.name), g.witness_value(ident, a)]  # no variable at all
+    return [ref, Kw(a.name), s.fresh("v", VarInfo("v", t, a, g.witness_value(ident, a)))]
+
+
+def p_tx(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/a ?v ?tx] / [?e :T/a _ ?tx]: the tx position (ids follow the same scheme in both)."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool", "ref")
+    if a is None:
+        return None
+    tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
+    g.q.tags.add("tx_position")
+    if g.rnd.random() < 0.5:
+        return [e, Kw(a.name), Sym("_"), tx]
+    return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a)), tx]
 
 
 def p_ref(g: QueryGen, s: Scope, depth: int) -> Any:
@@ -609,7 +658,11 @@ def p_predicate(g: QueryGen, s: Scope, depth: int) -> Any:
             return [L((Sym(op), Sym(v), rnd.randrange(10)))]
         # a constant that the witness satisfies (misses, when negated)
         ok = [c for c in (w - 2, w - 1, w, w + 1, w + 2) if _holds(op, w, c) != s.negated]
-        return [L((Sym(op), Sym(v), rnd.choice(ok) if ok else w))]
+        c = rnd.choice(ok) if ok else w
+        if rnd.random() < 0.3:  # constant first: (< 3 ?v) holds when (> ?v 3) does
+            flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "not=": "not="}
+            return [L((Sym(flip[op]), c, Sym(v)))]
+        return [L((Sym(op), Sym(v), c))]
     if strs:
         v = rnd.choice(strs)
         w = s.vars[v].witness
@@ -657,6 +710,11 @@ def p_fn(g: QueryGen, s: Scope, depth: int) -> Any:
     if choice == "identity" and (ints or strs):
         v = rnd.choice(ints + strs)
         info = s.vars[v]
+        if rnd.random() < 0.3:
+            # the result is bound already: a filter (equal values kept)
+            other = rnd.choice([x for x in ints + strs if s.vars[x].attr.kind == info.attr.kind])
+            g.q.tags.add("fn_rebind")
+            return [L((Sym("identity"), Sym(v))), Sym(other)]
         r = s.fresh("v", VarInfo("v", info.ns, info.attr, info.witness))
         return [L((Sym("identity"), Sym(v))), r]
     if choice == "tuple" and len(ints + strs) >= 2:
@@ -753,7 +811,7 @@ def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
     if f"{t}/parent" in g.model.attrs and g.size <= 6000:
         kinds += ["anc", "anc"]
     if g.model.of(t, "str", "int"):
-        kinds += ["has", "req"]
+        kinds += ["has", "req", "lacks"]
     if not kinds:
         return None
     kind = rnd.choice(kinds)
@@ -770,13 +828,20 @@ def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
         g.q.tags.add("rule_recursive")
     elif kind == "has":
         a = g.attr_of(t, "str", "int")
-        b = g.attr_of(t, "str", "int")
+        b = g.attr_of(t, a.kind)  # same type: aggregates over ?v stay well-typed
         rules = f"[[(has ?e ?v) [?e :{a.name} ?v]] [(has ?e ?v) [?e :{b.name} ?v]]]"
         if rnd.random() < 0.5:
             call = L((Sym("has"), Sym(e), g.witness_value(info.witness, a)))
         else:
             call = L((Sym("has"), Sym(e), s.fresh("v", VarInfo("v", t, a, g.witness_value(info.witness, a)))))
         g.q.tags.add("rule")
+    elif kind == "lacks":
+        a = g.attr_of(t, "str", "int")
+        b = g.attr_of(t)
+        rules = (f"[[(lacks ?e ?v) [?e :{a.name} ?v] (not [?e :{b.name} _])] "
+                 f"[(lacks ?e ?v) [?e :{t}/id ?v] [(missing? $ ?e :{a.name})]]]")
+        call = L((Sym("lacks"), Sym(e), s.fresh("v", VarInfo("v", t, None))))
+        g.q.tags.add("rule_not")
     else:
         a = g.attr_of(t, "str", "int")
         rules = f"[[(req [?e] ?v) [?e :{a.name} ?v]]]"
@@ -790,7 +855,7 @@ def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
 CLAUSES = [
     (6, p_value), (7, p_const), (5, p_ref), (2, p_bound_join), (2, p_blank), (2, p_attr_var),
     (4, p_predicate), (3, p_fn), (2, p_missing), (3, p_not), (2, p_not_join), (2, p_or), (2, p_or_join),
-    (2, p_rule),
+    (2, p_rule), (1, p_const_entity), (1, p_tx),
 ]
 # inside not / or bodies: refinements of bound variables only
 BODY = [(5, p_const), (2, p_blank), (2, p_predicate), (1, p_missing), (1, p_attr_var), (1, p_not),
@@ -871,6 +936,9 @@ def find_agg(g: QueryGen, s: Scope) -> bool:
     rest = [x for x in others if Sym(x) not in find]
     if rest and rnd.random() < 0.6:
         g.q.with_ = [rnd.choice(rest)]
+    elif rnd.random() < 0.03:
+        g.q.with_ = [v]  # invalid: DataScript rejects ":find and :with should not use same variables"
+        g.q.tags.add("with_aggregated_var")
     if not find and rnd.random() < 0.5:
         g.q.kind = "scalar"
     return True
