@@ -243,7 +243,17 @@ def call(name: str, fn: Callable[..., Any], args: list[Any]) -> Any:
 
 
 def _sorted(vals: list[Any]) -> list[Any]:
-    return sorted(vals, key=cmp_to_key(compare))
+    try:  # Python's order agrees with ``compare`` wherever it does not raise (mixed types)
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=cmp_to_key(compare))
+
+
+def _extreme(vals: list[Any], pick: Callable[..., Any], end: int) -> Any:
+    try:
+        return pick(vals)
+    except TypeError:
+        return _sorted(vals)[end]
 
 
 def _median(vals: list[Any]) -> Any:
@@ -267,7 +277,7 @@ def _take(n: Any, what: str) -> int:
 
 def _min(*args: Any) -> Any:
     if len(args) == 1:
-        return _sorted(args[0])[0]
+        return _extreme(args[0], min, 0)
     n, vals = args
     # like DataScript: the n smallest values in ascending order, duplicates (from :with) kept
     return _sorted(vals)[: _take(n, "min")]
@@ -275,7 +285,7 @@ def _min(*args: Any) -> Any:
 
 def _max(*args: Any) -> Any:
     if len(args) == 1:
-        return _sorted(args[0])[-1]
+        return _extreme(args[0], max, -1)
     n, vals = args
     # like DataScript: the n largest values, still in ascending order, duplicates (from :with) kept
     s = _sorted(vals)

@@ -15,6 +15,7 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Self
 
@@ -327,7 +328,6 @@ class DatomDb:
                     return []
         if v is not None and v[0] == "bound" and not v[1]:
             return []
-        full = want == (0, 1, 2)
         out: list[tuple] = []
         for aid, label in attrs:
             is_ref = aid is not None and self.schema.is_ref(names[aid])
@@ -366,25 +366,44 @@ class DatomDb:
             elif path == "values":
                 rows, v_left = st.scan(aid, vs=vs), None
             else:  # "attribute"
-                rows = [(x, aid, y) for x, y in st.scan_av(aid)]
-            if e_left is not None:
-                keep_e = set(e_left)
-                rows = [r for r in rows if r[0] in keep_e]
-            if v_left is not None:
-                keep_v = set(v_left)
-                rows = [r for r in rows if r[2] in keep_v]
-            if label is None:
-                conv = [(x, names[y], decode(z) if type(z) is bytes else z) for x, y, z in rows]
-            else:
-                conv = [(x, label, decode(z) if type(z) is bytes else z) for x, _y, z in rows]
-            if full:
-                out.extend(conv)
-            else:
-                g = getter(want)
-                out.extend(g(r) for r in conv)
-        if not full and not paths_only and (len(attrs) > 1 or len(want) < 3):
+                rows = st.scan_av(aid)
+            out.extend(self._emit(rows, path == "attribute", e_left, v_left, aid, label, want))
+        # (e, v) cannot repeat within one attribute; anything narrower, or several attributes, can
+        if not paths_only and (len(attrs) > 1 or 0 not in want or 2 not in want or (a is None and 1 not in want)):
             out = list(dict.fromkeys(out))
         return out
+
+    def _emit(
+        self, rows: list, pairs: bool, e_left: Any, v_left: Any, aid: int | None, label: Any, want: tuple[int, ...]
+    ) -> list[tuple]:
+        """Scanned rows -> decoded tuples of the ``want`` positions, after the filters the access
+        path left (``e_left``/``v_left``).  ``pairs``: rows are (e, v) of one attribute."""
+        vi = 1 if pairs else 2
+        if e_left is not None:
+            keep_e = set(e_left)
+            rows = [r for r in rows if r[0] in keep_e]
+        if v_left is not None:
+            keep_v = set(v_left)
+            rows = [r for r in rows if r[vi] in keep_v]
+        if bytes in set(map(type, map(itemgetter(vi), rows))):  # tagged values (bool, keyword, ...)
+            rows = [(*r[:vi], decode(r[vi]), *r[vi + 1 :]) for r in rows]
+        if want == (0, 2):
+            return rows if pairs else [(x, z) for x, _y, z in rows]
+        if want == (0,):
+            return [(r[0],) for r in rows]
+        if want == (2,):
+            return [(r[vi],) for r in rows]
+        if label is None and aid is not None:
+            label = self._st.attr_names[aid]
+        if pairs or label is not None:
+            full = [(r[0], label, r[vi]) for r in rows]
+        else:
+            names = self._st.attr_names
+            full = [(x, names[y], z) for x, y, z in rows]
+        if want == (0, 1, 2):
+            return full
+        g = getter(want)
+        return [g(r) for r in full]
 
     def _path(self, aid: int | None, ev: Any, es: Any, vv: Any, vs: Any, want: tuple[int, ...]) -> str:
         """The access path ``scan_pattern`` takes for one attribute (named so tests can force each).

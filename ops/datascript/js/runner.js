@@ -1,7 +1,7 @@
 // DataScript reference runner for the sessiondb Datalog differential tests and benchmark.
 // Reads one JSON document on stdin:
 //   {"schema": {...}, "txs": [tx_data, ...], "queries": [{"query": "EDN", "inputs": [...], "repeat": n}],
-//    "pulls": [{"pattern": "EDN", "eids": [lookup refs]}]}
+//    "pulls": [{"pattern": "EDN", "eids": [lookup refs], "single": bool, "repeat": n}]}
 // Prints {"tx_ms": ..., "results": [{"value": ...} | {"error": "..."}], "pulls": [...]}.
 // Query inputs are passed as given (rules as EDN strings); when "repeat" is set the
 // query runs that many times and "ms" is the median run time.
@@ -43,10 +43,18 @@ function median(xs) {
       results.push({ error: String(e && e.message ? e.message : e) });
     }
   }
+  // pulls: pull_many over "eids"; with "single" a d.pull of eids[0]; "repeat" times them like queries
   const pulls = [];
   for (const p of input.pulls || []) {
     try {
-      pulls.push({ value: d.pull_many(db, p.pattern, p.eids).map((x) => (x === undefined ? null : x)) });
+      const runs = [];
+      let value;
+      for (let i = 0; i < (p.repeat || 1); i++) {
+        const s = process.hrtime.bigint();
+        value = p.single ? [d.pull(db, p.pattern, p.eids[0])] : d.pull_many(db, p.pattern, p.eids);
+        runs.push(Number(process.hrtime.bigint() - s) / 1e6);
+      }
+      pulls.push({ value: value.map((x) => (x === undefined ? null : x)), ms: median(runs) });
     } catch (e) {
       pulls.push({ error: String(e && e.message ? e.message : e) });
     }
