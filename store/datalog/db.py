@@ -221,8 +221,7 @@ class DatomDb:
         if isinstance(x, _LISTY) and len(x) == 2:
             a = edn.ident(x[0])
             if a is None or not self.schema.unique(a):
-                shown = edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], x[1]])  # a vector, as written
-                raise QueryError(f"lookup ref attribute must be :db/unique: {shown}")
+                raise QueryError(f"lookup ref attribute must be :db/unique: {self._shown_ref(x)}")
             aid = self._st.attr_id(a)
             if aid is None:
                 return None
@@ -310,7 +309,12 @@ class DatomDb:
             attrs = [(None, None)]
         elif a[0] == "const":
             aid = self._attr_id(a[1])
-            if aid is None:
+            if aid is None:  # no datoms of it yet; a lookup ref written as its value must still resolve
+                ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
+                if v is not None and v[0] == "const" and ident and self.schema.is_ref(ident):
+                    self._encode_value(v[1], True, const=True)
+                if e is not None and e[0] == "const":
+                    self._resolve_const(e[1])
                 return []
             attrs = [(aid, names[aid])]
         else:
@@ -319,7 +323,7 @@ class DatomDb:
         es: list[int] | None = None
         if e is not None:
             if e[0] == "const":
-                ev = self._resolve(e[1])
+                ev = self._resolve_const(e[1])
                 if ev is None:
                     return []
             else:
@@ -335,7 +339,7 @@ class DatomDb:
             vs: list[Any] | None = None
             if v is not None:
                 if v[0] == "const":
-                    vv = self._encode_value(v[1], is_ref)
+                    vv = self._encode_value(v[1], is_ref, const=True)
                     if vv is None:
                         continue
                 else:
@@ -437,10 +441,23 @@ class DatomDb:
         ident = edn.ident(x) if isinstance(x, (str, Keyword)) else None
         return self._st.attr_id(ident) if ident else None
 
-    def _encode_value(self, x: Any, is_ref: bool) -> Any:
-        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs."""
+    def _resolve_const(self, x: Any) -> int | None:
+        """An entity written in a pattern; a lookup ref that finds nothing is an error, as in
+        DataScript (a typo'd identity must not read as an empty answer)."""
+        e = self._resolve(x)
+        if e is None and isinstance(x, _LISTY):
+            raise QueryError(f"nothing found for entity id {self._shown_ref(x)}")
+        return e
+
+    @staticmethod
+    def _shown_ref(x: Any) -> str:
+        return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
+
+    def _encode_value(self, x: Any, is_ref: bool, const: bool = False) -> Any:
+        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs
+        (one written in the pattern, ``const``, must find its entity)."""
         if is_ref and isinstance(x, _LISTY):
-            x = self._resolve(x)
+            x = self._resolve_const(x) if const else self._resolve(x)
             if x is None:
                 return None
         try:
@@ -470,7 +487,7 @@ class DatomDb:
                 where.append("a = ?")
                 params.append(aid)
             if e is not None and e[0] == "const":
-                ev = self._resolve(e[1])
+                ev = self._resolve_const(e[1])
                 if ev is None:
                     return []
                 where.append("e = ?")
@@ -483,7 +500,7 @@ class DatomDb:
                 else:
                     keep_e = set(ints)  # too many host parameters: filtered below
             if v is not None and v[0] == "const":
-                vv = self._encode_value(v[1], is_ref)
+                vv = self._encode_value(v[1], is_ref, const=True)
                 if vv is None:
                     continue
                 where.append("v = ?")

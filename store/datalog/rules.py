@@ -253,8 +253,7 @@ def resolve_call(db: Any, call: RuleCall) -> RuleCall:
             and isinstance(v[0], (str, Keyword))
             and db.schema.unique(edn.ident(v[0]) or "")
         ):
-            eid = db._resolve(v)
-            args.append(Const(eid if eid is not None else -1))  # -1 matches no entity
+            args.append(Const(db._resolve_const(v)))  # finds its entity or raises, like a pattern's
             changed = True
         else:
             args.append(t)

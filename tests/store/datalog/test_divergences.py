@@ -123,3 +123,26 @@ def test_rules_used_without_percent_say_so(db):
         db.q("[:find ?e :in $ % :where [?e :a/id] (nope ?e)]", RULES)
     with pytest.raises(QueryError, match=r"rule req takes 2 arguments, called with 1: \(req \?e\)"):
         db.q("[:find ?e :in $ % :where [?e :a/id] (req ?e)]", RULES)
+
+
+LOOKUP_MISSES = [
+    '[:find ?v :where [[:a/id "nope"] :a/n ?v]]',
+    '[:find ?e :where [?e :a/r [:a/id "nope"]]]',  # :a/r has no datoms at all: still resolved
+    '[:find ?v :in $ % :where (r [:a/id "nope"] ?v)]',
+]
+
+
+@pytest.mark.parametrize("query", LOOKUP_MISSES)
+def test_a_written_lookup_ref_that_finds_nothing_is_an_error(db, query):
+    with pytest.raises(QueryError, match=r'nothing found for entity id \[:a/id "nope"\]'):
+        db.q(query, "[[(r ?e ?v) [?e :a/n ?v]]]") if "%" in query else db.q(query)
+
+
+def test_lookup_ref_misses_match_datascript(db, datascript):
+    ref = datascript(SCHEMA, [TX], [{"query": q, "inputs": ["[[(r ?e ?v) [?e :a/n ?v]]]"] if "%" in q else []}
+                                    for q in LOOKUP_MISSES])
+    for query, r in zip(LOOKUP_MISSES, ref["results"], strict=True):
+        assert "Nothing found for entity id" in r.get("error", ""), query
+    # found: an ordinary answer (and a lookup ref *input* that finds nothing just matches nothing)
+    assert db.q('[:find ?v . :where [[:a/id "x2"] :a/n ?v]]') == 3
+    assert db.q("[:find ?v :in $ ?e :where [?e :a/n ?v]]", ["a/id", "nope"]) == []
