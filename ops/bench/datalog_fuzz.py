@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  unexplained   {st.diverge - sum(st.known.values())}")
     print(f"errors          ours {st.ours_errors}, DataScript {st.ds_errors}")
     print(f"timeouts        {st.timeouts}  (either engine over {args.timeout:g} s: not compared)")
+    print(f"rewritten       {st.rewritten}  (repeated pattern variables spelled out for DataScript, then compared)")
     for name, n in st.skipped.most_common():
         print(f"skipped         {n:6d}  {name}: {fuzz.KEPT[name][0]}")
     print(f"time            {time.monotonic() - t0:.1f} s")

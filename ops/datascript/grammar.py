@@ -339,6 +339,9 @@ class QueryGen:
         self.q = q = Query(find=[], cols=[], where=[])
         t = rnd.choice([t for t in self.model.types if self.by_type[t]])
         anchor = rnd.choice(self.by_type[t])
+        if rnd.random() < 0.03:
+            q.ins.append(Sym("_"))  # an ignored input
+            q.inputs.append(rnd.choice([1, "x", [1, 2]]))
         _weighted(rnd, ROOTS)(self, scope, t, anchor)
         for _ in range(rnd.choice([1, 1, 2, 2, 3, 4, 5])):
             for _attempt in range(6):
@@ -441,6 +444,8 @@ def root_input_coll(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
         for _ in range(rnd.randint(0, 30)):
             other = rnd.choice(g.by_type[t])
             rows.append([[f"{t}/id", other], g.witness_value(other, a)])
+        if rnd.random() < 0.05:
+            rows.append([[f"{t}/id", "nobody"], s.vars[x].witness])  # a lookup ref that finds nothing
         g.q.ins.append([[e, x]])
         g.q.inputs.append(_dedupe(rows))
         g.q.where.append([e, Kw(a.name), x])
@@ -474,8 +479,10 @@ def root_any_attr(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     e = s.fresh("e", VarInfo("e", t, witness=anchor))
     mid = s.fresh("a", VarInfo("attr", t)) if g.rnd.random() < 0.6 else Sym("_")
     g.q.where.append([e, mid, g.witness_value(anchor, a)])
-    # ?e may now be of any type holding the value: pin it to the anchor's type
-    g.q.where.append([e, Kw(f"{t}/id"), Sym("_")])
+    if g.rnd.random() < 0.5:
+        # ?e may be of any type holding the value: pin it to the anchor's type (else the planner may
+        # start from this pattern: the scan's "any attribute" path)
+        g.q.where.append([e, Kw(f"{t}/id"), Sym("_")])
     g.q.tags.add("root_any_attr")
 
 
@@ -546,9 +553,22 @@ def p_tx(g: QueryGen, s: Scope, depth: int) -> Any:
     a = g.attr_of(info.ns, "int", "str", "bool", "ref")
     if a is None:
         return None
+    rnd = g.rnd
     tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
     g.q.tags.add("tx_position")
-    if g.rnd.random() < 0.5:
+    shape = rnd.choice(["blank", "const", "attr-var", "const-tx", "lookup-ref", "bound-value"])
+    if shape == "attr-var":
+        return [e, s.fresh("a", VarInfo("attr", info.ns)), Sym("_"), tx]
+    if shape == "const-tx":  # the first transaction (scalars of the first 2000 entities) or the second
+        return [e, Kw(a.name), Sym("_"), 536870913 + rnd.randrange(2)]
+    if shape == "lookup-ref" and info.witness:
+        return [[Kw(f"{info.ns}/id"), info.witness], Kw(a.name), s.fresh("v", VarInfo("v", info.ns, a)), tx]
+    if shape == "bound-value":
+        vs = [v for v in s.values("int", "str") if s.vars[v].attr and s.vars[v].attr.ns == info.ns]
+        if vs:
+            v = rnd.choice(vs)
+            return [e, Kw(s.vars[v].attr.name), Sym(v), tx]
+    if shape == "blank":
         return [e, Kw(a.name), Sym("_"), tx]
     return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a)), tx]
 
@@ -714,7 +734,7 @@ def p_fn(g: QueryGen, s: Scope, depth: int) -> Any:
             # the result is bound already: a filter (equal values kept)
             other = rnd.choice([x for x in ints + strs if s.vars[x].attr.kind == info.attr.kind])
             g.q.tags.add("fn_rebind")
-            return [L((Sym("identity"), Sym(v))), Sym(other)]
+            return [L((Sym("identity"), Sym(v))), Sym(other) if rnd.random() < 0.8 else Sym("_")]
         r = s.fresh("v", VarInfo("v", info.ns, info.attr, info.witness))
         return [L((Sym("identity"), Sym(v))), r]
     if choice == "tuple" and len(ints + strs) >= 2:
