@@ -522,7 +522,8 @@ class DatomDb:
         sql = f"SELECT {'DISTINCT ' if distinct else ''}{cols} FROM datoms WHERE a = ?"
         sql += " AND v = ?" if vv is not None else ""
         rows = self._st.conn.execute(sql, (aid, vv) if vv is not None else (aid,)).fetchall()
-        if 2 in want and any(type(r[-1]) is bytes for r in rows):
+        if 2 in want:
             i = want.index(2)
-            rows = [r[:i] + (decode(r[i]),) + r[i + 1 :] for r in rows]
+            if bytes in set(map(type, map(itemgetter(i), rows))):  # C-level check: tagged values to decode
+                rows = [r[:i] + (decode(r[i]),) + r[i + 1 :] for r in rows]
         return rows
