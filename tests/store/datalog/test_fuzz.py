@@ -40,7 +40,8 @@ def test_regressions_exist():
 
 # -- the live slice --------------------------------------------------------------------------
 
-SLICE = [(seed, 10) for seed in range(1, 5)] + [(seed, 300) for seed in range(5, 11)] + [(11, 5000)]
+# ~350 queries; about 15 s on an idle 2-core machine (node and Python each take a core)
+SLICE = [(seed, 10) for seed in range(1, 5)] + [(seed, 300) for seed in range(5, 9)] + [(11, 5000)]
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +55,15 @@ def test_fixed_seed_slice_agrees_with_datascript(session):
     t0 = time.monotonic()
     total = fuzz.Stats()
     for seed, size in SLICE:
-        case = fuzz.make_case(10_000 + seed, size, queries=25 if size >= 5000 else None)
+        case = fuzz.make_case(10_000 + seed, size, queries=20 if size >= 5000 else None)
         total.add(fuzz.run_case(case, session))
     unexplained = [(c, q, m, t) for c, q, m, t in total.divergences
                    if not any(hit(m, t) for _why, hit in fuzz.KNOWN.values())]
     report = "\n\n".join(fuzz.describe(*d) for d in unexplained[:5])
     assert not unexplained, f"{len(unexplained)} divergences from DataScript (first 5):\n{report}"
     # the slice must exercise the engines, not compare empty answers or skip everything
-    assert total.queries >= 300 and total.agree >= 0.9 * total.queries, vars(total)
-    assert time.monotonic() - t0 < 60
+    assert total.queries >= 250 and total.agree >= 0.9 * total.queries, vars(total)
+    assert time.monotonic() - t0 < 180, "runaway: the slice should take well under a minute on an idle machine"
 
 
 # -- the harness itself (no node) --------------------------------------------------------------
@@ -93,7 +94,7 @@ def test_canonical_form_maps_entities_to_identities():
 
 
 def test_shrinker_variants_drop_clauses_and_nested_clauses():
-    q = {"query": '[:find ?e :where [?e :a/n 1] (not [?e :a/s "x y"] [?e :a/m 2])]', "kind": "rel",
+    q = {"query": '[:find ?e :where [?e :a/n 1] (not [?e :a/s "x y"] [?e :a/m 2])]', "kind": "rel", "inputs": [],
          "rel_query": '[:find ?e :where [?e :a/n 1] (not [?e :a/s "x y"] [?e :a/m 2])]'}
     texts = {v["query"] for v in fuzz.query_variants(q)}
     assert '[:find ?e :where (not [?e :a/s "x y"] [?e :a/m 2])]' in texts
