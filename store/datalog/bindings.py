@@ -16,13 +16,17 @@ from . import edn
 from .errors import QueryError
 from .parser import BindColl, BindIgnore, BindScalar, BindTuple, Var, _fmt
 from .relation import Rel, getter
+from .values import wrap
 
 
 def freeze(x: Any) -> Any:
-    """Make an input value hashable (rows are hashed by joins): lists -> tuples, dicts -> ImmutableDict."""
+    """Make an input value hashable (rows are hashed by joins): lists -> tuples, dicts -> ImmutableDict,
+    booleans -> ``values.TRUE``/``FALSE``."""
     t = type(x)
     if t is str or t is int or t is float or x is None:
         return x
+    if t is bool:
+        return wrap(x)  # true must not merge with 1 in rows (values.py)
     if isinstance(x, list):
         return tuple(freeze(i) for i in x)
     if isinstance(x, tuple):

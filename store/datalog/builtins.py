@@ -40,6 +40,11 @@ def compare(a: Any, b: Any) -> int:
         return -1 if sa < sb else (1 if sa > sb else 0)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Clojure's = on values: true is not 1 (Python's == says it is)."""
+    return a == b and (type(a) is bool) == (type(b) is bool)
+
+
 def _chain(test: Callable[[int], bool]) -> Callable[..., bool]:
     def f(*args: Any) -> bool:
         return all(test(compare(args[i], args[i + 1])) for i in range(len(args) - 1))
@@ -139,10 +144,10 @@ def _different(*args: Any) -> bool:
 
 # name -> callable; aliases ("str/starts-with?", "clojure.string/starts-with?") share entries
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "=": lambda *a: all(a[0] == x for x in a[1:]),
-    "==": lambda *a: all(a[0] == x for x in a[1:]),
-    "not=": lambda *a: not all(a[0] == x for x in a[1:]),
-    "!=": lambda *a: not all(a[0] == x for x in a[1:]),
+    "=": lambda *a: all(_same(a[0], x) for x in a[1:]),
+    "==": lambda *a: all(_same(a[0], x) for x in a[1:]),
+    "not=": lambda *a: not all(_same(a[0], x) for x in a[1:]),
+    "!=": lambda *a: not all(_same(a[0], x) for x in a[1:]),
     "<": _chain(lambda c: c < 0),
     ">": _chain(lambda c: c > 0),
     "<=": _chain(lambda c: c <= 0),

@@ -27,6 +27,7 @@ from .relation import getter
 from .schema import Schema, parse_schema
 from .storage import Storage, decode, decode_many, encode
 from .tx import Datom, Transactor, TxReport
+from .values import unwrap, wrap
 
 _LISTY = (list, tuple)
 _USER_META = "user:"
@@ -268,6 +269,7 @@ class DatomDb:
         aid = self._st.attr_id(a) if a else None
         if aid is None:
             return 0
+        value = unwrap(value)
         if isinstance(value, _LISTY) and self.schema.is_ref(a):
             value = self._resolve(value)
             if value is None:
@@ -390,7 +392,7 @@ class DatomDb:
             keep_v = set(v_left)
             rows = [r for r in rows if r[vi] in keep_v]
         if bytes in set(map(type, map(itemgetter(vi), rows))):  # tagged values (bool, keyword, ...)
-            rows = [(*r[:vi], decode(r[vi]), *r[vi + 1 :]) for r in rows]
+            rows = [(*r[:vi], wrap(decode(r[vi])), *r[vi + 1 :]) for r in rows]
         if want == (0, 2):
             return rows if pairs else [(x, z) for x, _y, z in rows]
         if want == (0,):
@@ -456,6 +458,7 @@ class DatomDb:
     def _encode_value(self, x: Any, is_ref: bool, const: bool = False) -> Any:
         """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs
         (one written in the pattern, ``const``, must find its entity)."""
+        x = unwrap(x)  # booleans travel wrapped through relations (values.py)
         if is_ref and isinstance(x, _LISTY):
             x = self._resolve_const(x) if const else self._resolve(x)
             if x is None:
@@ -510,7 +513,7 @@ class DatomDb:
             sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
             for x, y, z, t in st.conn.execute(sql, params):
                 if (keep_e is None or x in keep_e) and (keep_v is None or z in keep_v):
-                    out.append((x, names[y] if label is None else label, decode(z), t))
+                    out.append((x, names[y] if label is None else label, wrap(decode(z)), t))
         return out
 
     def _scan_projected(self, aid: int, want: tuple[int, ...], vv: Any) -> list[tuple]:
@@ -525,5 +528,5 @@ class DatomDb:
         if 2 in want:
             i = want.index(2)
             if bytes in set(map(type, map(itemgetter(i), rows))):  # C-level check: tagged values to decode
-                rows = [r[:i] + (decode(r[i]),) + r[i + 1 :] for r in rows]
+                rows = [r[:i] + (wrap(decode(r[i])),) + r[i + 1 :] for r in rows]
         return rows

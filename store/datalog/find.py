@@ -16,6 +16,7 @@ from .errors import QueryError
 from .parser import FindAgg, FindPull, Query, Var
 from .pull import parse_pattern, pull_many
 from .relation import getter, group_rows
+from .values import unwrap, unwrap_rows
 
 if TYPE_CHECKING:
     from .context import Context
@@ -65,6 +66,7 @@ def find(db: DatomDb, q: Query, ctx: Context, sources: dict) -> Any:
                 eids = list({res[i] for res in results})
                 pulled = dict(zip(eids, pull_many(src, el.pattern, eids), strict=False))
                 results = [res[:i] + (pulled[res[i]],) + res[i + 1 :] for res in results]
+    results = unwrap_rows(results)  # booleans leave relations as Python's (values.py)
     if q.kind == "scalar":
         return results[0][0] if results else None
     if q.kind == "coll":
@@ -74,6 +76,10 @@ def find(db: DatomDb, q: Query, ctx: Context, sources: dict) -> Any:
     if q.keys is not None:
         return [dict(zip(q.keys, r, strict=False)) for r in results]
     return results
+
+
+# aggregates that only count values: they see booleans wrapped, so that true and 1 stay two values
+_ON_WRAPPED = {"count", "count-distinct"}
 
 
 def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:
@@ -96,6 +102,8 @@ def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:
                 res.append(key[i])
                 continue
             col = [m[i] for m in members]
+            if el.fn not in _ON_WRAPPED:
+                col = [unwrap(x) for x in col]
             try:
                 res.append(fn(*args, col))
             except Exception as exc:

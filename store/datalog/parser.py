@@ -17,6 +17,7 @@ from . import edn
 from .builtins import AGGREGATES, DB_FUNCTIONS, FUNCTIONS
 from .errors import QueryParseError
 from .pull import parse_pattern
+from .values import wrap
 
 # -- records -----------------------------------------------------------------
 
@@ -239,7 +240,7 @@ def _term(x: Any) -> Term:
 def _const(x: Any) -> Any:
     if _is_vec(x):
         return tuple(_const(i) for i in x)
-    return x
+    return wrap(x)  # a boolean constant as relations hold it (values.py)
 
 
 def vars_of(clause: Any) -> set[Var]:

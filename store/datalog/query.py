@@ -38,6 +38,7 @@ from .parser import (
 )
 from .relation import Rel, first_positions, getter
 from .rules import Solver, call_rule
+from .values import unwrap, wrap
 
 if TYPE_CHECKING:
     from .db import DatomDb
@@ -244,7 +245,7 @@ class Evaluator:
                     raise QueryError(f"no source {a} for {_fmt(c.form)}")
                 out.append((False, src))
             else:
-                out.append((False, a.value))
+                out.append((False, unwrap(a.value)))
         return out
 
     def predicate(self, c: Predicate, ctx: Context) -> None:
@@ -263,7 +264,7 @@ class Evaluator:
         truthy, call = bi.truthy, bi.call
         kept = []
         for r in rel.rows:
-            args = [r[x] if is_var else x for is_var, x in getters]
+            args = [unwrap(r[x]) if is_var else x for is_var, x in getters]  # built-ins see Python values
             f = r[fpos] if fpos is not None else fn
             if not callable(f):
                 raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
@@ -287,7 +288,7 @@ class Evaluator:
             return
         rows = []
         for r in rel.rows:
-            args = [r[x] if is_var else x for is_var, x in getters]
+            args = [unwrap(r[x]) if is_var else x for is_var, x in getters]  # built-ins see Python values
             f = r[fpos] if fpos is not None else fn
             if not callable(f):
                 raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
@@ -387,7 +388,7 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
     specs = [e, a, v]
     width = len(p.terms)
     for t in src:
-        t = tuple(t)
+        t = tuple(map(wrap, t))
         if len(t) < width:
             continue
         ok = True

@@ -146,3 +146,56 @@ def test_lookup_ref_misses_match_datascript(db, datascript):
     # found: an ordinary answer (and a lookup ref *input* that finds nothing just matches nothing)
     assert db.q('[:find ?v . :where [[:a/id "x2"] :a/n ?v]]') == 3
     assert db.q("[:find ?v :in $ ?e :where [?e :a/n ?v]]", ["a/id", "nope"]) == []
+
+
+BOOL_SCHEMA = {"a/id": {"db/unique": "db.unique/identity"}, "a/tags": {"db/cardinality": "db.cardinality/many"}}
+BOOL_TX = [
+    {"a/id": "a3", "a/n": 1, "a/flag": True},
+    {"a/id": "a4", "a/n": 0, "a/flag": False},
+    {"a/id": "a5", "a/tags": [1, True, 0, False, 1.5]},
+]
+BOOLS = [
+    ('[:find ?v :where [?e :a/id "a3"] [?e ?a ?v]]', [], [["a3"], [1], [True]]),
+    (
+        "[:find ?v (count ?e) :where [?e ?a ?v] [(contains? #{0 1 true false} ?v)]]",
+        [],
+        [[0, 2], [1, 2], [False, 2], [True, 2]],
+    ),
+    ("[:find (count-distinct ?v) . :where [_ :a/tags ?v]]", [], 5),
+    ("[:find ?e :in $ ?x :where [?e :a/flag ?x]]", [True], None),
+    ("[:find ?id :where [?e :a/n 1] [?e :a/id ?id]]", [], [["a3"]]),
+    ("[:find ?id :where [?e :a/flag true] [?e :a/id ?id]]", [], [["a3"]]),
+    ("[:find ?id :where [?e :a/n ?n] [?e :a/flag ?f] [(= ?n ?f)] [?e :a/id ?id]]", [], []),
+    ("[:find ?id :where [?e :a/n ?n] [?e :a/flag ?f] [(= ?n ?f ?f)] [?e :a/id ?id]]", [], []),
+    ("[:find ?v :where [_ :a/tags ?v] [(ground true) ?v]]", [], [[True]]),
+]
+
+
+@pytest.fixture
+def bool_db(open_db):
+    db = open_db(BOOL_SCHEMA, "bools.sqlite")
+    db.transact(BOOL_TX)
+    return db
+
+
+def _rows(x):
+    return sorted(([list(r) for r in x] if isinstance(x, list) else x), key=repr) if isinstance(x, list) else x
+
+
+@pytest.mark.parametrize(("query", "inputs", "expected"), BOOLS)
+def test_true_and_1_stay_two_values(bool_db, query, inputs, expected):
+    got = bool_db.q(query, *inputs)
+    if expected is not None:
+        assert _rows(got) == _rows(expected)
+        # and the types come back as given: True is a bool, 1 an int
+        assert repr(_rows(got)) == repr(_rows(expected))
+
+
+def test_true_and_1_match_datascript(bool_db, datascript):
+    ref = datascript(BOOL_SCHEMA, [BOOL_TX], [{"query": q, "inputs": i} for q, i, _e in BOOLS])
+    for (query, inputs, _e), r in zip(BOOLS, ref["results"], strict=True):
+        theirs = r["value"]
+        ours = bool_db.q(query, *inputs)
+        if isinstance(ours, list):
+            ours = [list(x) for x in ours]
+        assert repr(_rows(ours)) == repr(_rows(theirs)), query
