@@ -136,7 +136,9 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
 def _validation(msg: str) -> bool:
     """Our rejections of an invalid query (DataScript checks these lazily, not on an empty relation)."""
     m = msg.lower()
-    return "insufficient bindings" in m or "must use the same variables" in m
+    # "nothing found": a lookup ref in the query names no entity; ours raises before evaluating
+    # (whatever the plan), DataScript when it reaches the clause with a non-empty relation
+    return "insufficient bindings" in m or "must use the same variables" in m or "nothing found for" in m
 
 
 def _show(r: tuple[str, Any], ids: dict, q: dict) -> Any:

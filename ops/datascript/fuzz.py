@@ -102,8 +102,9 @@ KEPT: dict[str, tuple[str, Any]] = {
                                   "get-else / get-some unresolved (missing? is always true)", _input_entity_in_fn),
     # applied to results, not to queries (see verdict): ours rejects an invalid query up front,
     # DataScript only when it evaluates the clause on a non-empty relation
-    "ds-lazy-validation": ("DataScript validates or / not / insufficient bindings only when the clause runs on a "
-                           "non-empty relation; ours rejects the query up front", lambda q, m: False),
+    "ds-lazy-validation": ("DataScript validates or / not / insufficient bindings / lookup refs that find nothing "
+                           "only when the clause runs on a non-empty relation; ours rejects the query up front",
+                           lambda q, m: False),
     "ds-rule-required-vars": ("DataScript 1.8.1 returns a cross product for a rule with required vars "
                               "[(r [?e] ?v) ...] (the bound ?e is not joined)", _rule_required),
 }
@@ -274,6 +275,8 @@ def unify_for_datascript(q: dict) -> dict | None:
     correctly; None when a pattern sits directly in a plain ``or`` branch (a new variable there
     would make the branches' variables differ)."""
     counter = [0]
+    head = q["query"].split(" :where ", 1)[0]
+    inputs = set(head.split(" :in ", 1)[1].replace("[", " ").replace("]", " ").split()) if " :in " in head else set()
 
     def forms(text: str, in_or: bool) -> list[str] | None:
         out = []
@@ -283,6 +286,8 @@ def unify_for_datascript(q: dict) -> dict | None:
                 seen, preds = set(), []
                 for i, t in enumerate(toks):
                     if t.startswith("?") and t in seen:
+                        if t in inputs:
+                            return None  # DataScript keeps a lookup ref given as input: (= ?e ?e_r1) fails
                         counter[0] += 1
                         toks[i] = f"{t}_r{counter[0]}"
                         preds.append(f"[(= {t} {toks[i]})]")

@@ -537,7 +537,8 @@ def p_const_entity(g: QueryGen, s: Scope, depth: int) -> Any:
     a = g.attr_of(t, "int", "str", "bool")
     if a is None:
         return None
-    ref = [Kw(f"{t}/id"), ident]
+    # an entity id that exists in neither engine matches nothing in both (ids otherwise differ)
+    ref = [Kw(f"{t}/id"), ident] if rnd.random() < 0.95 else 999_999_999
     if rnd.random() < 0.3:
         g.q.tags.add("ground_pattern")
         return [ref, Kw(a.name), g.witness_value(ident, a)]  # no variable at all
@@ -556,9 +557,16 @@ def p_tx(g: QueryGen, s: Scope, depth: int) -> Any:
     rnd = g.rnd
     tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
     g.q.tags.add("tx_position")
-    shape = rnd.choice(["blank", "const", "attr-var", "const-tx", "lookup-ref", "bound-value"])
+    shape = rnd.choice(["blank", "const", "attr-var", "const-tx", "lookup-ref", "bound-value", "bound-tx"])
     if shape == "attr-var":
-        return [e, s.fresh("a", VarInfo("attr", info.ns)), Sym("_"), tx]
+        bound = [x for x, i in s.vars.items() if i.kind == "attr" and x.startswith("?a")]
+        # an attribute variable bound already (an input, or an earlier [?e ?a ?v]) or a new one
+        return [e, Sym(rnd.choice(bound)) if bound and rnd.random() < 0.6 else s.fresh("a", VarInfo("attr", info.ns)),
+                Sym("_"), tx]
+    if shape == "bound-tx":  # the tx of another datom, bound by an earlier tx pattern
+        txs = [x for x, i in s.vars.items() if i.attr is not None and i.attr.kind == "tx" and x != tx]
+        if txs:
+            return [e, Kw(a.name), Sym("_"), Sym(rnd.choice(txs))]
     if shape == "const-tx":  # the first transaction (scalars of the first 2000 entities) or the second
         return [e, Kw(a.name), Sym("_"), 536870913 + rnd.randrange(2)]
     if shape == "lookup-ref" and info.witness:
@@ -665,6 +673,8 @@ def p_predicate(g: QueryGen, s: Scope, depth: int) -> Any:
     rnd = g.rnd
     ints = s.values("int")
     strs = s.values("str", "id")
+    if rnd.random() < 0.03:
+        return [L((Sym(rnd.choice(_CMP)), rnd.randrange(3), rnd.randrange(3)))]  # constants only
     if ints and rnd.random() < 0.7:
         v = rnd.choice(ints)
         other = rnd.choice(ints)
@@ -730,7 +740,7 @@ def p_fn(g: QueryGen, s: Scope, depth: int) -> Any:
     if choice == "identity" and (ints or strs):
         v = rnd.choice(ints + strs)
         info = s.vars[v]
-        if rnd.random() < 0.3:
+        if rnd.random() < 0.5:
             # the result is bound already: a filter (equal values kept)
             other = rnd.choice([x for x in ints + strs if s.vars[x].attr.kind == info.attr.kind])
             g.q.tags.add("fn_rebind")
