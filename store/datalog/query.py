@@ -37,7 +37,7 @@ from .parser import (
     vars_of,
 )
 from .relation import Rel, first_positions, getter
-from .rules import Solver, call_rule
+from .rules import Solver, call_rule, resolve_call
 from .values import unwrap, wrap
 
 if TYPE_CHECKING:
@@ -443,6 +443,31 @@ def entity_vars(clauses: tuple, is_ref: Any, rules: dict | None = None, _in_rule
     return out
 
 
+def resolve_written_refs(db: DatomDb, clauses: tuple, rules: dict, called: set[str]) -> None:
+    """Resolve every lookup ref written in the query (and in the rules it calls) once, up front:
+    one that finds nothing raises here, whatever order the planner would have reached it in."""
+    for c in clauses:
+        if isinstance(c, Pattern) and c.source == "$":
+            t = c.terms
+            if isinstance(t[0], Const) and isinstance(t[0].value, tuple):
+                db._resolve_const(t[0].value)
+            if len(t) > 2 and isinstance(t[1], Const) and isinstance(t[2], Const) and isinstance(t[2].value, tuple):
+                ident = edn.ident(t[1].value) if isinstance(t[1].value, (str, Keyword)) else None
+                if ident and db.schema.is_ref(ident):
+                    db._resolve_const(t[2].value)
+        elif isinstance(c, Not):
+            resolve_written_refs(db, c.clauses, rules, called)
+        elif isinstance(c, Or):
+            for branch in c.branches:
+                resolve_written_refs(db, branch, rules, called)
+        elif isinstance(c, RuleCall):
+            resolve_call(db, c)
+            if c.name in rules and c.name not in called:
+                called.add(c.name)
+                for rule in rules[c.name]:
+                    resolve_written_refs(db, rule.body, rules, called)
+
+
 def _resolve_input_refs(db: DatomDb, rel: Rel, evars: set[Var]) -> Rel:
     """Lookup refs given as inputs for entity variables become entity ids (as in DataScript)."""
     cols = [i for i, v in enumerate(rel.vars) if v in evars]
@@ -486,6 +511,7 @@ def execute(db: DatomDb, q: Query, inputs: tuple) -> Any:
                 ctx.add(_resolve_input_refs(db, rel, evars))
     # acceptance and plain-not join vars come from the written order, never from the plan
     check_written_order(q.where, ctx.bound(), rules, ("rules",) in q.inputs, ev.not_joins)
+    resolve_written_refs(db, q.where, rules, set())
     ctx.solver = Solver(ev, rules)
     ev.run(q.where, ctx)
     return find(db, q, ctx, sources)

@@ -199,3 +199,17 @@ def test_true_and_1_match_datascript(bool_db, datascript):
         if isinstance(ours, list):
             ours = [list(x) for x in ours]
         assert repr(_rows(ours)) == repr(_rows(theirs)), query
+
+
+def test_a_lookup_ref_miss_raises_whatever_the_plan(db):
+    # the planner runs the cheap predicate first and empties the relation before the or-join:
+    # the written lookup ref is still resolved (up front), as DataScript reaches it in written order
+    query = (
+        '[:find ?e :where [?e :a/n ?n] (or-join [?e] [?e :a/k "odd"] (and [?e :a/k "even"] [?e :a/r [:a/id "nope"]]))'
+        " [(> ?n 100)]]"
+    )
+    with pytest.raises(QueryError, match=r'nothing found for entity id \[:a/id "nope"\]'):
+        db.q(query)
+    rules = '[[(far ?e) [?e :a/r [:a/id "nope"]]]]'
+    with pytest.raises(QueryError, match="nothing found for entity id"):
+        db.q("[:find ?e :in $ % :where [?e :a/n 1000] (far ?e)]", rules)
