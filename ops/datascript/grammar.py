@@ -525,6 +525,8 @@ def p_const(g: QueryGen, s: Scope, depth: int) -> Any:
     a = g.attr_of(info.ns, "int", "str", "bool", "ref")
     if a is None:
         return None
+    if a.kind != "ref" and g.rnd.random() < 0.02:
+        return [e, Kw(a.name), [1, 2]]  # a value no datom can hold: matches nothing in both
     return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a, miss=s.negated))]
 
 
@@ -578,6 +580,9 @@ def p_tx(g: QueryGen, s: Scope, depth: int) -> Any:
             return [e, Kw(s.vars[v].attr.name), Sym(v), tx]
     if shape == "blank":
         return [e, Kw(a.name), Sym("_"), tx]
+    if shape == "lookup-ref" and rnd.random() < 0.3:  # an absent entity id / an impossible value
+        return ([999_999_999, Kw(a.name), Sym("_"), tx] if rnd.random() < 0.5
+                else [e, Kw(a.name), [1, 2] if a.kind != "ref" else [Kw(f"{a.target}/id"), "nobody"], tx])
     return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a)), tx]
 
 
