@@ -464,11 +464,13 @@ def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     """``:in $ $2`` with a collection of tuples as a second source: [$2 ?x ?k] joined to the database."""
     rnd = g.rnd
     x = s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))
-    k = s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0))
     rows = [[anchor, 0]] + [[rnd.choice(g.by_type[t]), rnd.randrange(5)] for _ in range(rnd.randint(0, 20))]
     g.q.ins.append(Sym("$2"))
     g.q.inputs.append(_dedupe(rows))
-    g.q.where.append([Sym("$2"), x, k] if rnd.random() < 0.7 else [Sym("$2"), x, 0])
+    if rnd.random() < 0.7:
+        g.q.where.append([Sym("$2"), x, s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0))])
+    else:
+        g.q.where.append([Sym("$2"), x, 0])
     g.q.where.append([s.fresh("e", VarInfo("e", t, witness=anchor)), Kw(f"{t}/id"), x])
     g.q.tags.add("input_source")
 
