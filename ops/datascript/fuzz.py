@@ -105,6 +105,9 @@ KEPT: dict[str, tuple[str, Any]] = {
     "ds-lazy-validation": ("DataScript validates or / not / insufficient bindings / lookup refs that find nothing "
                            "only when the clause runs on a non-empty relation; ours rejects the query up front",
                            lambda q, m: False),
+    "ds-input-lookup-ref-dups": ("DataScript keeps lookup refs given as input unresolved, so two input rows naming "
+                                 "one entity give duplicate result rows; ours resolves them (applied to results)",
+                                 lambda q, m: False),
     "ds-rule-required-vars": ("DataScript 1.8.1 returns a cross product for a rule with required vars "
                               "[(r [?e] ?v) ...] (the bound ?e is not joined)", _rule_required),
 }
