@@ -11,7 +11,8 @@ standard library, sqlalchemy and edn_format.
 
 from edn_format import Keyword, Symbol
 
-from .db import BulkReport, Database
+from .api import Database
+from .db import BulkReport
 from .edn import read as read_edn
 from .errors import (
     DatalogError,

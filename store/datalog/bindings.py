@@ -12,16 +12,21 @@ from typing import Any
 
 from edn_format import ImmutableDict
 
+from . import edn
 from .errors import QueryError
 from .parser import BindColl, BindIgnore, BindScalar, BindTuple, Var, _fmt
 from .relation import Rel, getter
+from .values import wrap
 
 
 def freeze(x: Any) -> Any:
-    """Make an input value hashable (rows are hashed by joins): lists -> tuples, dicts -> ImmutableDict."""
+    """Make an input value hashable (rows are hashed by joins): lists -> tuples, dicts -> ImmutableDict,
+    booleans -> ``values.TRUE``/``FALSE``."""
     t = type(x)
     if t is str or t is int or t is float or x is None:
         return x
+    if t is bool:
+        return wrap(x)  # true must not merge with 1 in rows (values.py)
     if isinstance(x, list):
         return tuple(freeze(i) for i in x)
     if isinstance(x, tuple):
@@ -62,15 +67,15 @@ def expand(b: Any, value: Any, form: Any):
         yield ()
     elif isinstance(b, BindColl):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise QueryError(f"cannot bind {value!r} to collection binding in {_fmt(form)}")
+            raise QueryError(f"cannot bind {edn.fmt(value)} to collection binding in {_fmt(form)}")
         for item in value:
             yield from expand(b.item, item, form)
     elif isinstance(b, BindTuple):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise QueryError(f"cannot bind {value!r} to tuple binding in {_fmt(form)}")
+            raise QueryError(f"cannot bind {edn.fmt(value)} to tuple binding in {_fmt(form)}")
         items = list(value)
         if len(items) < len(b.items):
-            raise QueryError(f"not enough elements in {value!r} for tuple binding in {_fmt(form)}")
+            raise QueryError(f"not enough elements in {edn.fmt(value)} for tuple binding in {_fmt(form)}")
         parts = [list(expand(sub, items[i], form)) for i, sub in enumerate(b.items)]
         acc = [()]
         for p in parts:

@@ -17,6 +17,7 @@ from typing import Any
 
 from edn_format import Keyword, Symbol
 
+from . import edn
 from .errors import QueryError
 
 _TYPE_RANK = {bool: 0, int: 1, float: 1, str: 2, Keyword: 3}
@@ -37,6 +38,11 @@ def compare(a: Any, b: Any) -> int:
             return -1 if ra < rb else 1
         sa, sb = str(a), str(b)
         return -1 if sa < sb else (1 if sa > sb else 0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Clojure's = on values: true is not 1 (Python's == says it is)."""
+    return a == b and (type(a) is bool) == (type(b) is bool)
 
 
 def _chain(test: Callable[[int], bool]) -> Callable[..., bool]:
@@ -104,7 +110,7 @@ def _re_seq(p: Any, s: str) -> Any:
 
 def _subs(s: str, start: int, end: int | None = None) -> str:
     if start < 0 or start > len(s) or (end is not None and (end < start or end > len(s))):
-        raise QueryError(f"subs: index out of range for {s!r}")
+        raise QueryError(f"subs: index out of range for {edn.fmt(s)}")
     return s[start:end]
 
 
@@ -138,10 +144,10 @@ def _different(*args: Any) -> bool:
 
 # name -> callable; aliases ("str/starts-with?", "clojure.string/starts-with?") share entries
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "=": lambda *a: all(a[0] == x for x in a[1:]),
-    "==": lambda *a: all(a[0] == x for x in a[1:]),
-    "not=": lambda *a: not all(a[0] == x for x in a[1:]),
-    "!=": lambda *a: not all(a[0] == x for x in a[1:]),
+    "=": lambda *a: all(_same(a[0], x) for x in a[1:]),
+    "==": lambda *a: all(_same(a[0], x) for x in a[1:]),
+    "not=": lambda *a: not all(_same(a[0], x) for x in a[1:]),
+    "!=": lambda *a: not all(_same(a[0], x) for x in a[1:]),
     "<": _chain(lambda c: c < 0),
     ">": _chain(lambda c: c > 0),
     "<=": _chain(lambda c: c <= 0),
@@ -182,7 +188,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "contains?": lambda coll, k: k in coll,
     "str": lambda *a: "".join(clj_str(x) for x in a),
     "subs": _subs,
-    "pr-str": lambda *a: " ".join(repr(x) if isinstance(x, str) else clj_str(x) for x in a),
+    "pr-str": lambda *a: " ".join(edn.fmt(x, 1 << 62) if isinstance(x, str) else clj_str(x) for x in a),
     "re-find": _re_find,
     "re-matches": _re_matches,
     "re-seq": _re_seq,
@@ -234,7 +240,7 @@ def call(name: str, fn: Callable[..., Any], args: list[Any]) -> Any:
     except QueryError:
         raise
     except Exception as exc:  # TypeError, ValueError, re.error, ... from user-supplied values
-        shown = ", ".join(repr(a) for a in args[:4])
+        shown = " ".join(edn.fmt(a, 60) for a in args[:4]) + (" ..." if len(args) > 4 else "")
         raise QueryError(f"({name} {shown}) failed: {type(exc).__name__}: {exc}") from None
 
 
@@ -242,7 +248,17 @@ def call(name: str, fn: Callable[..., Any], args: list[Any]) -> Any:
 
 
 def _sorted(vals: list[Any]) -> list[Any]:
-    return sorted(vals, key=cmp_to_key(compare))
+    try:  # Python's order agrees with ``compare`` wherever it does not raise (mixed types)
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=cmp_to_key(compare))
+
+
+def _extreme(vals: list[Any], pick: Callable[..., Any], end: int) -> Any:
+    try:
+        return pick(vals)
+    except TypeError:
+        return _sorted(vals)[end]
 
 
 def _median(vals: list[Any]) -> Any:
@@ -258,18 +274,27 @@ def _variance(vals: list[Any]) -> float:
     return sum((v - mean) ** 2 for v in vals) / len(vals)
 
 
+def _take(n: Any, what: str) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise QueryError(f"({what} n ?x) needs a non-negative integer n, got {edn.fmt(n)}")
+    return n
+
+
 def _min(*args: Any) -> Any:
     if len(args) == 1:
-        return _sorted(args[0])[0]
+        return _extreme(args[0], min, 0)
     n, vals = args
-    return _sorted(set(vals))[:n]
+    # like DataScript: the n smallest values in ascending order, duplicates (from :with) kept
+    return _sorted(vals)[: _take(n, "min")]
 
 
 def _max(*args: Any) -> Any:
     if len(args) == 1:
-        return _sorted(args[0])[-1]
+        return _extreme(args[0], max, -1)
     n, vals = args
-    return _sorted(set(vals))[::-1][:n]
+    # like DataScript: the n largest values, still in ascending order, duplicates (from :with) kept
+    s = _sorted(vals)
+    return s[max(0, len(s) - _take(n, "max")) :] if n else []
 
 
 AGGREGATES: dict[str, Callable[..., Any]] = {

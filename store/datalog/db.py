@@ -1,34 +1,33 @@
-"""The ``Database``: the public face of the engine.
+"""The datom database: a schema and the datoms of one SQLite file, and the reads over them.
 
 Owns: opening a datoms file with a schema, running transactions (one SQLite
-transaction each, or many in one for bulk apply), queries inside one read
-transaction (a consistent snapshot), pulls, and the entity-level reads used by
-query evaluation (``scan_pattern``) and pull.
-Must never: hold query or transaction logic itself (``query``, ``rules``,
-``tx`` and ``pull`` do), or let a non-Datalog exception escape a public call.
+transaction each, or many in one for bulk apply), read snapshots, and the
+entity-level reads used by query evaluation (``scan_pattern``) and pull
+(``entity_attrs``, ``reverse_refs``).  Like DataScript's db, it knows nothing of
+queries or pull patterns: ``api.Database`` adds ``q``/``pull`` on top.
+Must never: import the query side (parser, query, find, pull, rules), hold query or
+transaction logic itself, or let a non-Datalog exception escape a public call.
 """
 
 from __future__ import annotations
 
 import gc
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from edn_format import Keyword
 
 from . import edn
-from .errors import DatalogError, QueryError, QueryParseError, TransactError
-from .parser import Query, parse_query
-from .pull import PullPattern, parse_pattern, pull_entity
-from .query import execute
+from .errors import DatalogError, QueryError, TransactError
 from .relation import getter
 from .schema import Schema, parse_schema
 from .storage import Storage, decode, decode_many, encode
 from .tx import Datom, Transactor, TxReport
+from .values import unwrap, wrap
 
 _LISTY = (list, tuple)
 _USER_META = "user:"
@@ -44,31 +43,17 @@ class BulkReport:
     last_tx: int | None
 
 
-def _guard_parse(parse: Any, form: Any) -> Any:
-    """Parsers raise QueryParseError on purpose; anything else (deep nesting, odd types) is
-    still the caller's malformed input, never a traceback from inside the engine."""
-    try:
-        return parse(form)
-    except DatalogError:
-        raise
-    except RecursionError:
-        raise QueryParseError("query or pattern nests too deeply", None) from None
-    except Exception as exc:
-        raise QueryParseError(f"cannot parse {form!r:.200}: {type(exc).__name__}: {exc}", form) from None
-
-
-class Database:
-    """A Datalog database stored in one SQLite file (or ``":memory:"``)."""
+class DatomDb:
+    """The datoms of one SQLite file (or ``":memory:"``) under a schema; no query language."""
 
     def __init__(self, storage: Storage, schema: Schema) -> None:
         self._st = storage
         self.schema = schema
         self._tx = Transactor(storage, schema)
-        self._queries: OrderedDict[Any, Query] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, schema: Any = None) -> Database:
+    def open(cls, path: str | Path, schema: Any = None) -> Self:
         """Open or create the file at ``path`` (or ``":memory:"``).
 
         ``schema`` (dict or EDN string) replaces the stored schema; ``None`` keeps it.
@@ -76,7 +61,7 @@ class Database:
         try:
             st = Storage(str(path))
         except Exception as exc:  # sqlite3 / SQLAlchemy errors: bad directory, not a database, locked
-            raise DatalogError(f"cannot open Datalog database {str(path)!r}: {exc}") from exc
+            raise DatalogError(f"cannot open Datalog database {edn.fmt(str(path))}: {exc}") from exc
         try:
             if schema is None:
                 stored = st.meta.get("schema")
@@ -95,7 +80,7 @@ class Database:
     def close(self) -> None:
         self._st.close()
 
-    def __enter__(self) -> Database:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -164,7 +149,7 @@ class Database:
     def _write_user_meta(self, meta: Mapping[str, str] | None) -> None:
         for key, value in (meta or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise TransactError(f"meta keys and values must be strings, got {key!r}: {value!r}")
+                raise TransactError(f"meta keys and values must be strings, got {edn.fmt(key)}: {edn.fmt(value)}")
             self._st.set_meta(_USER_META + key, value)  # namespaced: never clobbers engine keys
 
     def get_meta(self, key: str) -> str | None:
@@ -173,20 +158,6 @@ class Database:
         return row[0] if row else None
 
     # -- reads -----------------------------------------------------------------------
-    def _parse(self, query: Any) -> Query:
-        key = query if isinstance(query, str) else None
-        if key is not None:
-            q = self._queries.get(key)
-            if q is not None:
-                self._queries.move_to_end(key)
-                return q
-        q = _guard_parse(parse_query, query)
-        if key is not None:
-            self._queries[key] = q
-            if len(self._queries) > 256:
-                self._queries.popitem(last=False)
-        return q
-
     def _read(self, fn: Any, *args: Any) -> Any:
         st = self._st
         st.refresh()
@@ -202,23 +173,6 @@ class Database:
         finally:
             if st.conn.in_transaction:
                 st.conn.execute("COMMIT")
-
-    def q(self, query: Any, *inputs: Any) -> Any:
-        """Run a query (EDN string or Python data). ``$`` is this database; ``inputs``
-        fill the other ``:in`` slots in order."""
-        parsed = self._parse(query)
-        if inputs and inputs[0] is self:
-            inputs = inputs[1:]  # DataScript-style call q(query, db, ...): the database is implicit here
-        return self._read(execute, self, parsed, inputs)
-
-    def pull(self, pattern: Any, eid: Any) -> dict | None:
-        pat = _guard_parse(parse_pattern, pattern)
-        return self._read(self._pull_one, pat, eid)
-
-    def pull_many(self, pattern: Any, eids: Iterable[Any]) -> list[dict | None]:
-        pat = _guard_parse(parse_pattern, pattern)
-        eids = list(eids)
-        return self._read(lambda: [self._pull_one(pat, e) for e in eids])
 
     def entid(self, eid: Any) -> int | None:
         """Entity id for an id or lookup ref (``None`` when a lookup ref finds nothing)."""
@@ -243,7 +197,7 @@ class Database:
                     raise QueryError("avet datoms need an attribute")
                 attr_pos = 0
             else:
-                raise QueryError(f"unknown index {index!r}; use 'eavt' or 'avet'")
+                raise QueryError(f"unknown index {edn.fmt(index)}; use \"eavt\" or \"avet\"")
             if len(components) > attr_pos:
                 aid = st.attr_id(edn.ident(components[attr_pos]) or "")
                 if aid is None:
@@ -261,14 +215,14 @@ class Database:
 
         return self._read(run)
 
-    # -- used by query evaluation and pull (inside a read transaction) ---------------------
+    # -- used by query evaluation and pull (inside a read transaction, see _read) -----------
     def _resolve(self, x: Any) -> int | None:
         if type(x) is int:
             return x if x > 0 else None
         if isinstance(x, _LISTY) and len(x) == 2:
             a = edn.ident(x[0])
             if a is None or not self.schema.unique(a):
-                raise QueryError(f"lookup ref attribute must be :db/unique: {x!r}")
+                raise QueryError(f"lookup ref attribute must be :db/unique: {self._shown_ref(x)}")
             aid = self._st.attr_id(a)
             if aid is None:
                 return None
@@ -280,12 +234,6 @@ class Database:
             except TransactError:
                 return None
         return None
-
-    def _pull_one(self, pattern: PullPattern, eid: Any) -> dict | None:
-        e = self._resolve(eid)
-        if e is None:
-            return None
-        return pull_entity(self, pattern, e, frozenset(), {})
 
     def entity_attrs(self, e: int) -> dict[str, list[Any]]:
         names = self._st.attr_names
@@ -303,7 +251,7 @@ class Database:
     def attr_values(self, e: Any, attr: Any, for_fn: str = "") -> list[Any]:
         a = edn.ident(attr)
         if a is None:
-            raise QueryError(f"{for_fn}: bad attribute {attr!r}")
+            raise QueryError(f"{for_fn}: bad attribute {edn.fmt(attr)}")
         eid = self._resolve(e)
         aid = self._st.attr_id(a)
         if eid is None or aid is None:
@@ -321,6 +269,7 @@ class Database:
         aid = self._st.attr_id(a) if a else None
         if aid is None:
             return 0
+        value = unwrap(value)
         if isinstance(value, _LISTY) and self.schema.is_ref(a):
             value = self._resolve(value)
             if value is None:
@@ -334,122 +283,241 @@ class Database:
         return sum(self._st.attr_counts.values())
 
     def scan_pattern(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[tuple]:
-        """Rows matching a data pattern's constants and bound sets, as tuples of the ``want``
-        positions (0 = entity, 1 = attribute ident, 2 = value); distinct when ``want`` drops one.
+        """Exactly the datoms matching every constant and every bound set given, as tuples of the
+        ``want`` positions (0 = entity, 1 = attribute, 2 = value); distinct when ``want`` drops one.
 
-        Each of e/a/v is None (free), ("const", x) or ("bound", set of values).
-        Picks an index range scan: EAVT for a known entity, AVET for a known value,
-        an IN-list probe when a bound set is small next to the attribute, else a
-        scan of the attribute.  Single-attribute scans project in SQL, so a pattern
-        like ``[_ :head/basis ?h]`` reads DISTINCT values straight from the AVET index.
+        Each of e/a/v is None (free), ("const", x) or ("bound", set of values).  The caller
+        (``query.Evaluator.pattern``) trusts this contract and applies no filter of its own
+        afterwards, so every branch below either puts a constraint into SQL or filters by it
+        here: an access path may *choose* which constraint drives the index scan, never which
+        constraints hold.  The attribute of a row is its ident (``"ns/name"``), or, for a bound
+        attribute set, the bound value itself (``":ns/name"`` or a ``Keyword`` given as input),
+        so that the row joins back with the binding it came from.
+
+        Access paths, per attribute: EAVT for a constant entity; for a constant value either
+        an EAVT ``IN`` probe of the bound entities (few next to the value's holders) or the
+        AVET range of the value; an ``IN`` probe of the bound entities or values when the set
+        is small next to the attribute; else a scan of the attribute (projected in SQL when
+        nothing is left to filter, so ``[_ :head/basis ?h]`` reads DISTINCT values from AVET).
         """
+        return self._scan(e, a, v, want, False)
+
+    def _scan(self, e: Any, a: Any, v: Any, want: tuple[int, ...], paths_only: bool) -> list:
         st = self._st
+        names = st.attr_names
+        # (attribute id or None for "any attribute", the label put in the attribute column)
+        attrs: list[tuple[int | None, Any]]
         if a is None:
-            aids: list[int | None] = [None]
+            attrs = [(None, None)]
         elif a[0] == "const":
-            ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
-            aid = st.attr_id(ident) if ident else None
-            if aid is None:
+            aid = self._attr_id(a[1])
+            if aid is None:  # no datoms of it yet; a lookup ref written as its value must still resolve
+                ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
+                if v is not None and v[0] == "const" and ident and self.schema.is_ref(ident):
+                    self._encode_value(v[1], True, const=True)
+                if e is not None and e[0] == "const":
+                    self._resolve_const(e[1])
                 return []
-            aids = [aid]
+            attrs = [(aid, names[aid])]
         else:
-            aids = [st.attr_id(x) for x in (edn.ident(i) for i in a[1] if isinstance(i, (str, Keyword))) if x]
-            aids = [x for x in aids if x is not None]
+            attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
         ev = None
-        es = None
+        es: list[int] | None = None
         if e is not None:
             if e[0] == "const":
-                ev = self._resolve(e[1])
+                ev = self._resolve_const(e[1])
                 if ev is None:
                     return []
             else:
                 es = [x for x in e[1] if type(x) is int]
+                if not es:
+                    return []
+        if v is not None and v[0] == "bound" and not v[1]:
+            return []
         out: list[tuple] = []
-        names = st.attr_names
-        full = want == (0, 1, 2)
-        for aid in aids:
+        for aid, label in attrs:
+            is_ref = aid is not None and self.schema.is_ref(names[aid])
             vv = None
-            vs = None
+            vs: list[Any] | None = None
             if v is not None:
                 if v[0] == "const":
-                    val = v[1]
-                    if aid is not None and isinstance(val, _LISTY) and self.schema.is_ref(names[aid]):
-                        val = self._resolve(val)
-                        if val is None:
-                            continue
-                    try:
-                        vv = encode(val)
-                    except TransactError:
+                    vv = self._encode_value(v[1], is_ref, const=True)
+                    if vv is None:
                         continue
-            n = st.count(aid) if aid is not None else self.total()
-            if v is not None and v[0] == "bound" and aid is not None and len(v[1]) * 4 < n:
-                vs = []  # encoded only when the IN probe will be used
-                for x in v[1]:
-                    try:
-                        vs.append(encode(x))
-                    except TransactError:
-                        pass
-            if ev is not None:
-                rows = st.scan(aid, e=ev, v=vv)
-            elif vv is not None and es is not None and len(es) * 4 < st.estimate(aid, vv):
-                rows = st.scan(aid, v=vv, es=es)  # few bound entities: probe EAVT, not every holder of v
-            elif es is not None and (aid is None or len(es) * 4 < n):
-                rows = st.scan(aid, es=es)
-            elif vs is not None and aid is not None and vv is None and len(vs) * 4 < n:
-                rows = st.scan(aid, vs=vs)
-            elif aid is not None and not full and 1 not in want:
-                # projection pushed into SQL over the AVET index
-                out.extend(self._scan_projected(aid, vv, want))
+                else:
+                    vs = [x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None]
+                    if not vs:
+                        continue
+            path = self._path(aid, ev, es, vv, vs, want)
+            if paths_only:
+                out.append(path)
                 continue
-            elif aid is not None:
-                rows = st.scan(aid, v=vv) if vv is not None else [(x, aid, y) for x, y in st.scan_av(aid)]
-            else:
-                rows = st.scan(None, v=vv) if vv is not None else st.scan(None)
-            conv = [(x, names[y], decode(z) if type(z) is bytes else z) for x, y, z in rows]
-            if full:
-                out.extend(conv)
-            else:
-                g = getter(want)
-                out.extend(g(r) for r in conv)
-        if not full and (len(aids) > 1 or len(want) < 3):
+            # the access path; whatever constraint it does not apply in SQL is filtered below
+            e_left, v_left = es, vs
+            if path == "entity":
+                rows = st.scan(aid, e=ev, v=vv)
+            elif path == "any-attr-entities":
+                rows, e_left = st.scan(None, v=vv, es=es), None
+            elif path == "any-attr":
+                rows = st.scan(None, v=vv)
+            elif path == "value-entities":
+                rows, e_left = st.scan(aid, v=vv, es=es), None  # probe EAVT, not every holder of v
+            elif path == "value-projected" or path == "projected":
+                out.extend(self._scan_projected(aid, want, vv))  # nothing left to filter: project in SQL
+                continue
+            elif path == "value":
+                rows = st.scan(aid, v=vv)
+            elif path == "entities":
+                rows, e_left = st.scan(aid, es=es), None
+            elif path == "values":
+                rows, v_left = st.scan(aid, vs=vs), None
+            else:  # "attribute"
+                rows = st.scan_av(aid)
+            out.extend(self._emit(rows, path == "attribute", e_left, v_left, aid, label, want))
+        # (e, v) cannot repeat within one attribute; anything narrower, or several attributes, can
+        if not paths_only and (len(attrs) > 1 or 0 not in want or 2 not in want or (a is None and 1 not in want)):
             out = list(dict.fromkeys(out))
         return out
 
-    def scan_with_tx(self, e: Any, a: Any, v: Any, es: Any = None) -> list[tuple]:
-        """(e, attr ident, value, tx) rows for ``[e a v tx]`` patterns (constants or None)."""
-        st = self._st
-        where, params = [], []
-        if a is not None:
-            aid = st.attr_id(edn.ident(a) or "") if isinstance(a, (str, Keyword)) else None
-            if aid is None:
-                return []
-            where.append("a = ?")
-            params.append(aid)
-            if v is not None and isinstance(v, _LISTY) and self.schema.is_ref(st.attr_names[aid]):
-                v = self._resolve(v)
-                if v is None:
-                    return []
-        if e is not None:
-            e = self._resolve(e)
-            if e is None:
-                return []
-            where.append("e = ?")
-            params.append(e)
-        elif es is not None and len(es) < 900:
-            ints = [x for x in es if type(x) is int]
-            where.append(f"e IN ({','.join('?' * len(ints))})")
-            params.extend(ints)
-        if v is not None:
-            try:
-                params.append(encode(v))
-            except TransactError:
-                return []
-            where.append("v = ?")
-        sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
-        names = st.attr_names
-        return [(x, names[y], decode(z), t) for x, y, z, t in st.conn.execute(sql, params)]
+    def _emit(
+        self, rows: list, pairs: bool, e_left: Any, v_left: Any, aid: int | None, label: Any, want: tuple[int, ...]
+    ) -> list[tuple]:
+        """Scanned rows -> decoded tuples of the ``want`` positions, after the filters the access
+        path left (``e_left``/``v_left``).  ``pairs``: rows are (e, v) of one attribute."""
+        vi = 1 if pairs else 2
+        if e_left is not None:
+            keep_e = set(e_left)
+            rows = [r for r in rows if r[0] in keep_e]
+        if v_left is not None:
+            keep_v = set(v_left)
+            rows = [r for r in rows if r[vi] in keep_v]
+        if bytes in set(map(type, map(itemgetter(vi), rows))):  # tagged values (bool, keyword, ...)
+            rows = [(*r[:vi], wrap(decode(r[vi])), *r[vi + 1 :]) for r in rows]
+        if want == (0, 2):
+            return rows if pairs else [(x, z) for x, _y, z in rows]
+        if want == (0,):
+            return [(r[0],) for r in rows]
+        if want == (2,):
+            return [(r[vi],) for r in rows]
+        if label is None and aid is not None:
+            label = self._st.attr_names[aid]
+        if pairs or label is not None:
+            full = [(r[0], label, r[vi]) for r in rows]
+        else:
+            names = self._st.attr_names
+            full = [(x, names[y], z) for x, y, z in rows]
+        if want == (0, 1, 2):
+            return full
+        g = getter(want)
+        return [g(r) for r in full]
 
-    def _scan_projected(self, aid: int, vv: Any, want: tuple[int, ...]) -> list[tuple]:
+    def _path(self, aid: int | None, ev: Any, es: Any, vv: Any, vs: Any, want: tuple[int, ...]) -> str:
+        """The access path ``scan_pattern`` takes for one attribute (named so tests can force each).
+
+        ``ev``/``vv``: a constant entity id / encoded value; ``es``/``vs``: bound entity ids /
+        encoded values (lists) or None.  A bound set drives an ``IN`` probe only when it is small
+        next to what the probe replaces (4x: a probe row costs about four range-scan rows).
+        """
+        if ev is not None:
+            return "entity"
+        if aid is None:
+            return "any-attr-entities" if es is not None else "any-attr"
+        projectable = want != (0, 1, 2) and 1 not in want
+        if vv is not None:
+            if es is not None and len(es) * 4 < self._st.estimate(aid, vv):
+                return "value-entities"
+            return "value-projected" if es is None and projectable else "value"
+        n = self._st.count(aid)
+        if es is not None and len(es) * 4 < n:
+            return "entities"
+        if vs is not None and len(vs) * 4 < n:
+            return "values"
+        return "projected" if es is None and vs is None and projectable else "attribute"
+
+    def scan_paths(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[str]:
+        """The access path per attribute that ``scan_pattern`` would take (for tests and tuning)."""
+        return self._read(self._scan, e, a, v, want, True)
+
+    def _attr_id(self, x: Any) -> int | None:
+        """The attribute id of an attribute constant or bound value: ``"ns/a"``, ``":ns/a"``, ``Keyword``."""
+        ident = edn.ident(x) if isinstance(x, (str, Keyword)) else None
+        return self._st.attr_id(ident) if ident else None
+
+    def _resolve_const(self, x: Any) -> int | None:
+        """An entity written in a pattern; a lookup ref that finds nothing is an error, as in
+        DataScript (a typo'd identity must not read as an empty answer)."""
+        e = self._resolve(x)
+        if e is None and isinstance(x, _LISTY):
+            raise QueryError(f"nothing found for entity id {self._shown_ref(x)}")
+        return e
+
+    @staticmethod
+    def _shown_ref(x: Any) -> str:
+        return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
+
+    def _encode_value(self, x: Any, is_ref: bool, const: bool = False) -> Any:
+        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs
+        (one written in the pattern, ``const``, must find its entity)."""
+        x = unwrap(x)  # booleans travel wrapped through relations (values.py)
+        if is_ref and isinstance(x, _LISTY):
+            x = self._resolve_const(x) if const else self._resolve(x)
+            if x is None:
+                return None
+        try:
+            return encode(x)
+        except TransactError:
+            return None
+
+    def scan_with_tx(self, e: Any, a: Any, v: Any) -> list[tuple]:
+        """(e, attribute, value, tx) rows for ``[e a v tx]`` patterns, with the same contract as
+        ``scan_pattern``: exactly the datoms matching every constant and bound set of e/a/v."""
+        st = self._st
+        names = st.attr_names
+        attrs: list[tuple[int | None, Any]]
+        if a is None:
+            attrs = [(None, None)]
+        elif a[0] == "const":
+            aid = self._attr_id(a[1])
+            attrs = [(aid, names[aid])] if aid is not None else []
+        else:
+            attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
+        out: list[tuple] = []
+        for aid, label in attrs:
+            is_ref = aid is not None and self.schema.is_ref(names[aid])
+            where, params = [], []
+            keep_e = keep_v = None
+            if aid is not None:
+                where.append("a = ?")
+                params.append(aid)
+            if e is not None and e[0] == "const":
+                ev = self._resolve_const(e[1])
+                if ev is None:
+                    return []
+                where.append("e = ?")
+                params.append(ev)
+            elif e is not None:
+                ints = [x for x in e[1] if type(x) is int]
+                if len(ints) < 900:
+                    where.append(f"e IN ({','.join('?' * len(ints))})")
+                    params.extend(ints)
+                else:
+                    keep_e = set(ints)  # too many host parameters: filtered below
+            if v is not None and v[0] == "const":
+                vv = self._encode_value(v[1], is_ref, const=True)
+                if vv is None:
+                    continue
+                where.append("v = ?")
+                params.append(vv)
+            elif v is not None:
+                keep_v = {x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None}
+            sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
+            for x, y, z, t in st.conn.execute(sql, params):
+                if (keep_e is None or x in keep_e) and (keep_v is None or z in keep_v):
+                    out.append((x, names[y] if label is None else label, wrap(decode(z)), t))
+        return out
+
+    def _scan_projected(self, aid: int, want: tuple[int, ...], vv: Any) -> list[tuple]:
+        """One attribute's datoms (with value ``vv`` unless None) projected to ``want`` in SQL."""
         cols = ", ".join("e" if w == 0 else "v" for w in want)
         attr = self.schema.get(self._st.attr_names[aid])
         # DISTINCT costs a temp B-tree; skip it where (a, e) or (a, v) cannot repeat
@@ -457,7 +525,8 @@ class Database:
         sql = f"SELECT {'DISTINCT ' if distinct else ''}{cols} FROM datoms WHERE a = ?"
         sql += " AND v = ?" if vv is not None else ""
         rows = self._st.conn.execute(sql, (aid, vv) if vv is not None else (aid,)).fetchall()
-        if 2 in want and any(type(r[-1]) is bytes for r in rows):
+        if 2 in want:
             i = want.index(2)
-            rows = [r[:i] + (decode(r[i]),) + r[i + 1 :] for r in rows]
+            if bytes in set(map(type, map(itemgetter(i), rows))):  # C-level check: tagged values to decode
+                rows = [r[:i] + (wrap(decode(r[i])),) + r[i + 1 :] for r in rows]
         return rows

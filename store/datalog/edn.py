@@ -13,6 +13,8 @@ Must never: evaluate anything or touch storage.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +24,7 @@ from edn_format import Keyword, Symbol
 
 from .errors import EdnError
 
-__all__ = ["Keyword", "Symbol", "read", "ident", "to_edn", "kw", "sym", "is_symbol", "is_keyword"]
+__all__ = ["Keyword", "Symbol", "read", "ident", "to_edn", "kw", "sym", "is_symbol", "is_keyword", "fmt"]
 
 _SYMBOL_WORDS = {"_", "$", "%", "...", "*", "."}
 
@@ -65,7 +67,7 @@ def read(text: str) -> Any:
         return edn_format.loads(_regex_literals(text))
     except Exception as exc:  # edn_format raises assorted ply/lexer errors
         snippet = text if len(text) <= 80 else text[:77] + "..."
-        raise EdnError(f"cannot read EDN {snippet!r}: {exc}") from None
+        raise EdnError(f"cannot read EDN {fmt(snippet)}: {exc}") from None
 
 
 def kw(name: str) -> Keyword:
@@ -151,3 +153,58 @@ def plain(x: Any) -> Any:
     if type(x).__name__ == "ImmutableList" or isinstance(x, list):
         return [plain(i) for i in x]
     return x
+
+
+_FMT_LIMIT = 200
+
+
+def fmt(x: Any, limit: int = _FMT_LIMIT) -> str:
+    """``x`` printed as EDN for error messages: the query's own spelling, never a Python repr.
+
+    Strings are double-quoted, ``None``/``True`` are ``nil``/``true``, tuples (list forms) are
+    ``(...)``, vectors ``[...]``, sets ``#{...}``; the engine's records print the form they were
+    parsed from (their ``__edn__``).  Long output is cut at ``limit`` characters with ``...``.
+    """
+    text = _fmt(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "nil"
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if isinstance(x, Symbol):
+        return x.name
+    if isinstance(x, Keyword):
+        return ":" + x.name
+    if isinstance(x, str):
+        return json.dumps(x, ensure_ascii=False)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "##NaN"
+        if math.isinf(x):
+            return "##Inf" if x > 0 else "##-Inf"
+        return repr(x)
+    if isinstance(x, int):
+        return str(x)
+    edn_of = getattr(type(x), "__edn__", None)
+    if edn_of is not None:
+        return edn_of(x)
+    if isinstance(x, tuple):
+        return "(" + " ".join(_fmt(i) for i in x) + ")"
+    if isinstance(x, list) or type(x).__name__ == "ImmutableList":
+        return "[" + " ".join(_fmt(i) for i in x) + "]"
+    if isinstance(x, Mapping):
+        return "{" + ", ".join(f"{_fmt(k)} {_fmt(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, (set, frozenset)):
+        return "#{" + " ".join(sorted(_fmt(i) for i in x)) + "}"
+    if isinstance(x, re.Pattern):
+        return "#" + json.dumps(x.pattern, ensure_ascii=False)
+    if isinstance(x, bytes):
+        return "#bytes " + json.dumps(x.hex())
+    if callable(x):
+        return f"#fn {getattr(x, '__name__', type(x).__name__)}"
+    return json.dumps(str(x), ensure_ascii=False) if type(x).__module__ in ("uuid", "datetime") else str(x)

@@ -11,16 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import builtins as bi
+from . import edn
 from .errors import QueryError
 from .parser import FindAgg, FindPull, Query, Var
+from .pull import parse_pattern, pull_many
 from .relation import getter, group_rows
+from .values import unwrap, unwrap_rows
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .query import Context
+    from .context import Context
+    from .db import DatomDb
 
 
-def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
+def find(db: DatomDb, q: Query, ctx: Context, sources: dict) -> Any:
     elems = q.find
     vars_: list[Var] = []
     for el in elems:
@@ -47,12 +50,10 @@ def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
         results = list(dict.fromkeys(g(r) for r in rows)) if len(vars_) > len(elems) else [g(r) for r in rows]
     pulls = [i for i, el in enumerate(elems) if isinstance(el, FindPull)]
     if pulls:
-        from .pull import parse_pattern, pull_many
-
         for i in pulls:
             el = elems[i]
             src = sources.get(el.source)
-            if src is None or not hasattr(src, "_pull_one"):
+            if src is None or not hasattr(src, "entity_attrs"):
                 raise QueryError(f"pull needs a database source {el.source}")
             if isinstance(el.pattern, Var):
                 pat_by_row = {}
@@ -65,6 +66,7 @@ def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
                 eids = list({res[i] for res in results})
                 pulled = dict(zip(eids, pull_many(src, el.pattern, eids), strict=False))
                 results = [res[:i] + (pulled[res[i]],) + res[i + 1 :] for res in results]
+    results = unwrap_rows(results)  # booleans leave relations as Python's (values.py)
     if q.kind == "scalar":
         return results[0][0] if results else None
     if q.kind == "coll":
@@ -74,6 +76,10 @@ def find(db: Database, q: Query, ctx: Context, sources: dict) -> Any:
     if q.keys is not None:
         return [dict(zip(q.keys, r, strict=False)) for r in results]
     return results
+
+
+# aggregates that only count values: they see booleans wrapped, so that true and 1 stay two values
+_ON_WRAPPED = {"count", "count-distinct"}
 
 
 def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:
@@ -96,9 +102,11 @@ def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:
                 res.append(key[i])
                 continue
             col = [m[i] for m in members]
+            if el.fn not in _ON_WRAPPED:
+                col = [unwrap(x) for x in col]
             try:
                 res.append(fn(*args, col))
             except Exception as exc:
-                raise QueryError(f"aggregate ({el.fn} {el.var.name}) failed: {type(exc).__name__}: {exc}") from None
+                raise QueryError(f"aggregate {edn.fmt(el)} failed: {type(exc).__name__}: {exc}") from None
         out.append(tuple(res))
     return out

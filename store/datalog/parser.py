@@ -16,8 +16,18 @@ from edn_format import Keyword, Symbol
 from . import edn
 from .builtins import AGGREGATES, DB_FUNCTIONS, FUNCTIONS
 from .errors import QueryParseError
+from .pull import parse_pattern
+from .values import wrap
 
 # -- records -----------------------------------------------------------------
+
+
+# Every record prints as the EDN it was parsed from (``__edn__``, used by ``edn.fmt``), so
+# that error messages quote the query's own text and never a Python repr.
+
+
+def _form_edn(self: Any) -> str:
+    return edn.fmt(self.form, 10_000)
 
 
 @dataclass(frozen=True)
@@ -27,15 +37,22 @@ class Var:
     def __repr__(self) -> str:
         return self.name
 
+    def __edn__(self) -> str:
+        return self.name
+
 
 @dataclass(frozen=True)
 class Const:
     value: Any
 
+    def __edn__(self) -> str:
+        return edn.fmt(self.value, 10_000)
+
 
 @dataclass(frozen=True)
 class Blank:
-    pass
+    def __edn__(self) -> str:
+        return "_"
 
 
 BLANK = Blank()
@@ -48,25 +65,39 @@ class Pattern:
     terms: tuple[Term, ...]  # e, a, v[, tx]
     form: Any = field(compare=False)
 
+    __edn__ = _form_edn
+
 
 @dataclass(frozen=True)
 class BindScalar:
     var: Var
 
+    def __edn__(self) -> str:
+        return self.var.name
+
 
 @dataclass(frozen=True)
 class BindIgnore:
-    pass
+    def __edn__(self) -> str:
+        return "_"
 
 
 @dataclass(frozen=True)
 class BindTuple:
     items: tuple[Any, ...]
 
+    def __edn__(self) -> str:
+        return "[" + " ".join(edn.fmt(i, 10_000) for i in self.items) + "]"
+
 
 @dataclass(frozen=True)
 class BindColl:
     item: Any
+
+    def __edn__(self) -> str:
+        if isinstance(self.item, BindTuple):
+            return "[" + edn.fmt(self.item, 10_000) + "]"  # a relation binding [[?a ?b]]
+        return "[" + edn.fmt(self.item, 10_000) + " ...]"
 
 
 Binding = BindScalar | BindIgnore | BindTuple | BindColl
@@ -78,6 +109,8 @@ class Predicate:
     args: tuple[Any, ...]  # Var | Const | source name (str starting with $)
     form: Any = field(compare=False)
 
+    __edn__ = _form_edn
+
 
 @dataclass(frozen=True)
 class FnBinding:
@@ -86,12 +119,16 @@ class FnBinding:
     binding: Binding
     form: Any = field(compare=False)
 
+    __edn__ = _form_edn
+
 
 @dataclass(frozen=True)
 class Not:
     join_vars: tuple[Var, ...] | None  # None for plain `not`
     clauses: tuple[Any, ...]
     form: Any = field(compare=False)
+
+    __edn__ = _form_edn
 
 
 @dataclass(frozen=True)
@@ -101,12 +138,16 @@ class Or:
     branches: tuple[tuple[Any, ...], ...]
     form: Any = field(compare=False)
 
+    __edn__ = _form_edn
+
 
 @dataclass(frozen=True)
 class RuleCall:
     name: str
     args: tuple[Term, ...]
     form: Any = field(compare=False)
+
+    __edn__ = _form_edn
 
 
 @dataclass(frozen=True)
@@ -121,12 +162,18 @@ class Rule:
 class FindVar:
     var: Var
 
+    def __edn__(self) -> str:
+        return self.var.name
+
 
 @dataclass(frozen=True)
 class FindAgg:
     fn: str
     args: tuple[Any, ...]  # leading constants, last is the Var
     var: Var
+
+    def __edn__(self) -> str:
+        return "(" + " ".join([self.fn, *(edn.fmt(a, 10_000) for a in self.args), self.var.name]) + ")"
 
 
 @dataclass(frozen=True)
@@ -150,15 +197,8 @@ class Query:
 
 
 def _fmt(form: Any) -> str:
-    if isinstance(form, Symbol):
-        return form.name
-    if isinstance(form, Keyword):
-        return ":" + form.name
-    if isinstance(form, tuple):
-        return "(" + " ".join(_fmt(x) for x in form) + ")"
-    if isinstance(form, list) or type(form).__name__ == "ImmutableList":
-        return "[" + " ".join(_fmt(x) for x in form) + "]"
-    return repr(form)
+    """A form (or record) as EDN for an error message (see ``edn.fmt``)."""
+    return edn.fmt(form)
 
 
 def _err(msg: str, form: Any) -> QueryParseError:
@@ -200,7 +240,7 @@ def _term(x: Any) -> Term:
 def _const(x: Any) -> Any:
     if _is_vec(x):
         return tuple(_const(i) for i in x)
-    return x
+    return wrap(x)  # a boolean constant as relations hold it (values.py)
 
 
 def vars_of(clause: Any) -> set[Var]:
@@ -277,7 +317,7 @@ def _fn_name(head: Any, form: Any) -> str | Var:
         raise _err("expected a function symbol", form)
     name = head.name
     if name not in FUNCTIONS:
-        raise _err(f"unknown function '{name}'", form)
+        raise _err(f"unknown function {name}", form)
     return name
 
 
@@ -289,7 +329,7 @@ def _fn_args(args: Any, form: Any) -> tuple[Any, ...]:
         elif _is_src(a):
             out.append(a.name)
         elif isinstance(a, Symbol) and a.name == "_":
-            raise _err("'_' cannot be a function argument", form)
+            raise _err("_ cannot be a function argument", form)
         elif isinstance(a, Symbol):
             raise _err(f"unknown symbol {a.name} as function argument", form)
         else:
@@ -436,8 +476,6 @@ def _find_elem(x: Any, form: Any) -> Any:
             pat = args[1]
             if _is_var(pat):
                 return FindPull(source, var, Var(pat.name))
-            from .pull import parse_pattern
-
             return FindPull(source, var, parse_pattern(pat))
         if name in AGGREGATES:
             if len(x) < 2:
@@ -451,7 +489,7 @@ def _find_elem(x: Any, form: Any) -> Any:
             if name not in ("min", "max") and consts:
                 raise _err(f"aggregate ({name}) takes only a variable", x)
             return FindAgg(name, tuple(consts), var)
-        raise _err(f"unknown aggregate or find function '{name}'", x)
+        raise _err(f"unknown aggregate or find function {name}", x)
     raise _err(f"bad find element {_fmt(x)}", form)
 
 
@@ -518,7 +556,12 @@ def parse_query(q: Any) -> Query:
             keys = tuple(k.name if isinstance(k, Symbol) else str(k) for k in parts[kk])
             if len(keys) != len(find_elems):
                 raise _err(f":{kk} count does not match :find count", form)
-    with_vars = tuple(_var(v, parts["with"]) for v in parts.get("with", []))
+    with_form = [Keyword("with"), *parts.get("with", [])]
+    with_vars = tuple(_var(v, with_form) for v in parts.get("with", []))
+    find_vars = {e.var for e in find_elems}
+    shared = [v.name for v in with_vars if v in find_vars]
+    if shared:  # DataScript's rule: a :with variable only widens the rows, it is never a result
+        raise _err(f":find and :with should not use same variables: [{' '.join(shared)}]", with_form)
 
     inputs: list[Any] = []
     for x in parts.get("in", [Symbol("$")]):
@@ -538,7 +581,7 @@ def parse_query(q: Any) -> Query:
         bound |= vars_of(c)
     needed = [e.var for e in find_elems] + list(with_vars)
     needed += [e.pattern for e in find_elems if isinstance(e, FindPull) and isinstance(e.pattern, Var)]
-    missing = [v.name for v in needed if v not in bound]
+    missing = list(dict.fromkeys(v.name for v in needed if v not in bound))
     if missing:
-        raise _err(f"query for unknown variables {missing}", find)
+        raise _err(f"query for unknown variables [{' '.join(missing)}]", [Keyword("find"), *find])
     return Query(kind, find_elems, keys, with_vars, tuple(inputs), where)

@@ -21,7 +21,7 @@ from . import edn
 from .errors import QueryParseError
 
 if TYPE_CHECKING:
-    from .db import Database
+    from .db import DatomDb
 
 _NO_DEFAULT = object()
 DEFAULT_LIMIT = 1000
@@ -53,7 +53,7 @@ def _attr_name(x: Any, form: Any) -> str:
         x = x.name
     name = edn.ident(x)
     if name is None:
-        raise QueryParseError(f"bad attribute {x!r} in pull pattern {form!r}", form)
+        raise QueryParseError(f"bad attribute {edn.fmt(x)} in pull pattern {edn.fmt(form)}", form)
     return name
 
 
@@ -77,7 +77,7 @@ def _with_options(x: Any, form: Any) -> dict:
     head = items[0]
     if isinstance(head, Symbol) and head.name in ("limit", "default"):  # legacy (limit :a 10)
         if len(items) != 3:
-            raise QueryParseError(f"({head.name} attr value) expected in pull pattern", form)
+            raise QueryParseError(f"({head.name} attr value) expected in pull pattern: {edn.fmt(x)}", form)
         d = _spec(_attr_name(items[1], form))
         if head.name == "limit":
             d["limit"] = items[2]
@@ -87,19 +87,21 @@ def _with_options(x: Any, form: Any) -> dict:
     d = _spec(_attr_name(head, form))
     opts = items[1:]
     if len(opts) % 2:
-        raise QueryParseError(f"attribute options must be pairs in pull pattern: {x!r}", form)
+        raise QueryParseError(f"attribute options must be pairs in pull pattern: {edn.fmt(x)}", form)
     for k, v in zip(opts[::2], opts[1::2], strict=False):
         name = edn.ident(k)
         if name == "limit":
             if v is not None and (not isinstance(v, int) or v < 0):
-                raise QueryParseError(f":limit must be a non-negative integer or nil in pull pattern: {x!r}", form)
+                raise QueryParseError(
+                    f":limit must be a non-negative integer or nil in pull pattern: {edn.fmt(x)}", form
+                )
             d["limit"] = v
         elif name == "default":
             d["default"] = v
         elif name == "as":
             d["key"] = v.name if isinstance(v, (Keyword, Symbol)) else v
         else:
-            raise QueryParseError(f"unknown attribute option {k!r} in pull pattern", form)
+            raise QueryParseError(f"unknown attribute option {edn.fmt(k)} in pull pattern", form)
     return d
 
 
@@ -110,7 +112,7 @@ def parse_pattern(pattern: Any) -> PullPattern:
     if isinstance(pattern, str):
         pattern = edn.read(pattern)
     if not _is_vec(pattern) and not isinstance(pattern, tuple):
-        raise QueryParseError(f"pull pattern must be a vector, got {pattern!r}", pattern)
+        raise QueryParseError(f"pull pattern must be a vector, got {edn.fmt(pattern)}", pattern)
     wildcard = False
     specs: list[AttrSpec] = []
     for x in pattern:
@@ -135,71 +137,99 @@ def parse_pattern(pattern: Any) -> PullPattern:
                     d["sub"] = parse_pattern(v)
                 specs.append(AttrSpec(**d))
         else:
-            raise QueryParseError(f"bad pull pattern element {x!r}", pattern)
+            raise QueryParseError(f"bad pull pattern element {edn.fmt(x)}", pattern)
     return PullPattern(wildcard, tuple(specs))
 
 
-def pull_many(db: Database, pattern: PullPattern, eids: list[Any]) -> list[Any]:
-    return [db._pull_one(pattern, e) for e in eids]
+def pull_one(db: DatomDb, pattern: PullPattern, eid: Any) -> dict | None:
+    """Pull one entity given by id or lookup ref (``None`` when it resolves to nothing)."""
+    e = db._resolve(eid)
+    if e is None:
+        return None
+    return pull_entity(db, pattern, e, frozenset(), {})
 
 
-def pull_entity(db: Database, pattern: PullPattern, e: int, seen: frozenset, depth: dict) -> Any:
-    """Pull one entity; ``seen`` guards recursion cycles, ``depth`` counts recursion per spec."""
+def pull_many(db: DatomDb, pattern: PullPattern, eids: list[Any]) -> list[Any]:
+    return [pull_one(db, pattern, e) for e in eids]
+
+
+_WILDCARD = PullPattern(True, ())
+
+
+def pull_entity(db: DatomDb, pattern: PullPattern, e: int, seen: frozenset = frozenset(), depth: Any = None) -> Any:
+    """Pull one entity; ``seen``: entities on the path above it (recursion stops there),
+    ``depth``: recursion depth reached per recursive spec."""
+    return _pull(db, pattern, e, set(seen), dict(depth or {}))
+
+
+def _pull(db: DatomDb, pattern: PullPattern, e: int, path: set, depth: dict) -> Any:
+    """``path`` (entities above, then ``e`` while its children are pulled) and ``depth`` (by spec
+    id) are mutated and restored around each child: copying them per entity made a deep
+    recursive pull quadratic."""
     attrs = db.entity_attrs(e)  # ident -> [decoded values], in index order
     schema = db.schema
     out: dict[Any, Any] = {}
-    explicit = {s.attr for s in pattern.specs if not s.reverse}
-    if pattern.wildcard:
-        out["db/id"] = e
-        for a, vals in attrs.items():
-            if a in explicit:
-                continue
-            attr = schema.get(a)
-            if attr.ref:
-                vals = [
-                    pull_entity(db, PullPattern(True, ()), v, seen | {e}, depth)
-                    if attr.component and v not in seen
-                    else {"db/id": v}
-                    for v in vals
-                ]
-            out[a] = vals if attr.many else vals[0]
-    for s in pattern.specs:
-        if s.attr == "db/id" and not s.reverse:
-            out[s.key] = e
-            continue
-        if s.reverse:
-            vals = db.reverse_refs(s.attr, e)
-            many = not schema.get(s.attr).component
-        else:
-            vals = attrs.get(s.attr, [])
-            many = schema.is_many(s.attr)
-        if not vals:
-            if s.default is not _NO_DEFAULT:
-                out[s.key] = s.default
-            continue
-        if s.limit is not None and many:
-            vals = vals[: s.limit]
-        is_ref = s.reverse or schema.is_ref(s.attr)
-        if is_ref:
-            if s.recursion is not None:
-                n = depth.get(s, 0)
-                if s.recursion != "..." and n >= s.recursion:
+    added = e not in path
+    if added:
+        path.add(e)
+    try:
+        if pattern.wildcard:
+            explicit = {s.attr for s in pattern.specs if not s.reverse}
+            out["db/id"] = e
+            for a, vals in attrs.items():
+                if a in explicit:
                     continue
-                sub_depth = {**depth, s: n + 1}
-                vals = [
-                    {"db/id": v} if v in seen or v == e else pull_entity(db, pattern, v, seen | {e}, sub_depth)
-                    for v in vals
-                ]
-            elif s.sub is not None:
-                vals = [pull_entity(db, s.sub, v, seen | {e}, {}) for v in vals]
-            else:
-                vals = [{"db/id": v} for v in vals]
-            vals = [x for x in vals if x is not None]  # like DataScript: empty sub-pulls vanish
-            if not vals:
+                attr = schema.get(a)
+                if attr.ref:
+                    vals = [
+                        _pull(db, _WILDCARD, v, path, depth) if attr.component and v not in path else {"db/id": v}
+                        for v in vals
+                    ]
+                out[a] = vals if attr.many else vals[0]
+        for s in pattern.specs:
+            if s.attr == "db/id" and not s.reverse:
+                out[s.key] = e
                 continue
-        elif s.sub is not None:
-            raise QueryParseError(f"attribute :{s.attr} is not a ref; it cannot have a sub-pattern", s.attr)
-        out[s.key] = vals if many else vals[0]
+            if s.reverse:
+                vals = db.reverse_refs(s.attr, e)
+                many = not schema.get(s.attr).component
+            else:
+                vals = attrs.get(s.attr, [])
+                many = schema.is_many(s.attr)
+            if not vals:
+                if s.default is not _NO_DEFAULT:
+                    out[s.key] = s.default
+                continue
+            if s.limit is not None and many:
+                vals = vals[: s.limit]
+            is_ref = s.reverse or schema.is_ref(s.attr)
+            if is_ref:
+                if s.recursion is not None:
+                    key = id(s)
+                    n = depth.get(key, 0)
+                    if s.recursion != "..." and n >= s.recursion:
+                        continue
+                    depth[key] = n + 1
+                    try:
+                        vals = [{"db/id": v} if v in path else _pull(db, pattern, v, path, depth) for v in vals]
+                    finally:
+                        if n:
+                            depth[key] = n
+                        else:
+                            del depth[key]
+                elif s.sub is not None:
+                    vals = [_pull(db, s.sub, v, path, {}) for v in vals]
+                else:
+                    vals = [{"db/id": v} for v in vals]
+                vals = [x for x in vals if x is not None]  # like DataScript: empty sub-pulls vanish
+                if not vals:
+                    continue
+            elif s.sub is not None:
+                raise QueryParseError(f"attribute :{s.attr} is not a ref; it cannot have a sub-pattern", s.attr)
+            out[s.key] = vals if many else vals[0]
+    finally:
+        if added:
+            path.discard(e)
     if not out:
         return None
     return out

@@ -1,6 +1,6 @@
 """Query evaluation: parsed records + inputs -> result.
 
-Owns: the evaluation context, choosing the next clause (the planner), and
+Owns: the entry point (``execute``), choosing the next clause (the planner), and
 evaluating clauses (patterns, predicates, function bindings, not, or) to
 relations that are joined into the context.  Input bindings live in
 ``bindings``, rules in ``rules.Solver``, the find phase in ``find``.
@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING, Any
 from edn_format import Keyword
 
 from . import builtins as bi
+from . import edn
 from .bindings import bind_with_dups, expand, flat_vars
+from .context import Context
 from .errors import QueryError, QueryParseError
+from .find import find
+from .order import check_rule_call, check_written_order
 from .parser import (
     BLANK,
     Const,
@@ -32,109 +36,38 @@ from .parser import (
     parse_rules,
     vars_of,
 )
-from .relation import Rel, first_positions, getter, hash_join, product
+from .relation import Rel, first_positions, getter
+from .rules import Solver, call_rule, resolve_call
+from .values import unwrap, wrap
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .rules import Solver
+    from .db import DatomDb
 
 _INF = float("inf")
-
-
-class Context:
-    """The relations bound so far plus what clauses need to evaluate (sources, rules)."""
-
-    __slots__ = ("rels", "sources", "rules", "solver", "in_fix", "empty")
-
-    def __init__(self, sources: dict[str, Any], rules: dict, solver: Solver | None, in_fix: bool = False) -> None:
-        self.rels: list[Rel] = []
-        self.sources = sources
-        self.rules = rules
-        self.solver = solver
-        self.in_fix = in_fix
-        self.empty = False
-
-    def child(self, seed: Rel | None = None) -> Context:
-        c = Context(self.sources, self.rules, self.solver, self.in_fix)
-        if seed is not None:
-            c.add(seed)
-        return c
-
-    def bound(self) -> set:
-        out: set = set()
-        for r in self.rels:
-            out.update(r.vars)
-        return out
-
-    def has(self, var: Any) -> bool:
-        return any(var in r.pos for r in self.rels)
-
-    def size(self, var: Any) -> int:
-        for r in self.rels:
-            if var in r.pos:
-                return len(r.rows)
-        return 0
-
-    def values(self, var: Any) -> set:
-        for r in self.rels:
-            if var in r.pos:
-                return r.column(var)
-        raise QueryError(f"variable {var} is not bound")
-
-    def add(self, rel: Rel) -> None:
-        """Join ``rel`` into the context: hash-join with every relation sharing a variable."""
-        if not rel.rows:
-            self.empty = True
-        # a fresh Rel object: predicates and not filter ``rows`` of context relations in place
-        keep, result = [], Rel(rel.vars, rel.rows)
-        for r in self.rels:
-            if any(v in r.pos for v in rel.vars):
-                result = hash_join(r, result)
-            else:
-                keep.append(r)
-        keep.append(result)
-        self.rels = keep
-        if not result.rows:
-            self.empty = True
-
-    def merge(self, vars: Any) -> Rel:
-        """One relation holding all of ``vars`` (a product of the relations involved)."""
-        vars = set(vars)
-        keep, result = [], None
-        for r in self.rels:
-            if vars.intersection(r.vars):
-                result = r if result is None else product(result, r)
-            else:
-                keep.append(r)
-        if result is None:
-            result = Rel((), [()])
-        missing = vars.difference(result.vars)
-        if missing:
-            raise QueryError(f"insufficient bindings: {sorted(v.name for v in missing)} not bound")
-        keep.append(result)
-        self.rels = keep
-        return result
-
-    def project(self, vars: tuple) -> Rel:
-        if self.empty:
-            return Rel(vars, [])
-        return self.merge(vars).project(vars)
 
 
 # -- the planner --------------------------------------------------------------------------
 
 
-def not_join_vars(clauses: tuple, initial: set) -> dict[int, tuple]:
-    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order)."""
+def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> dict[int, tuple]:
+    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order).
+
+    ``written`` holds what the written-order pre-pass (``order``) decided for the query's own
+    clauses; only rule bodies (solved per binding pattern) are worked out here, from ``initial``.
+    """
     out = {}
     seen = set(initial)
     for i, c in enumerate(clauses):
         if isinstance(c, Not):
-            if c.join_vars is None:
+            if c.join_vars is None and id(c) in written:
+                out[i] = written[id(c)]
+            elif c.join_vars is None:
                 jv = tuple(sorted(vars_of(c) & seen, key=lambda v: v.name))
                 if not jv:
-                    names = sorted(v.name for v in vars_of(c))
-                    raise QueryParseError(f"insufficient bindings: none of {names} is bound in {_fmt(c.form)}", c.form)
+                    names = " ".join(sorted(v.name for v in vars_of(c)))
+                    raise QueryParseError(
+                        f"insufficient bindings: none of #{{{names}}} is bound in {_fmt(c.form)}", c.form
+                    )
                 out[i] = jv
             else:
                 out[i] = c.join_vars
@@ -146,9 +79,10 @@ def not_join_vars(clauses: tuple, initial: set) -> dict[int, tuple]:
 class Evaluator:
     """Evaluates a clause list in a context; one per query run."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: DatomDb) -> None:
         self.db = db
         self.estimates: dict[tuple, float] = {}  # (attr, value) -> datom count, per query run
+        self.not_joins: dict[int, tuple] = {}  # id(plain not) -> join vars, from the written order
 
     def cost(self, c: Any, ctx: Context, bound: set, join: tuple | None) -> float | None:
         if isinstance(c, Pattern):
@@ -188,10 +122,8 @@ class Evaluator:
             return 100.0 if vars_of(c) & bound else 1e7
         if isinstance(c, RuleCall):
             defs = ctx.rules.get(c.name)
-            if defs is None:
-                raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
-            if len(defs[0].head) != len(c.args):
-                raise QueryError(f"rule '{c.name}' expects {len(defs[0].head)} arguments: {_fmt(c.form)}")
+            if defs is None or len(defs[0].head) != len(c.args):
+                check_rule_call(c, bound, ctx.rules, True)  # raises: unknown rule or wrong arity
             req = defs[0].required
             for i, p in enumerate(defs[0].head):
                 if p in req:
@@ -201,12 +133,12 @@ class Evaluator:
             if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
                 return 50.0
             return 1e8
-        raise QueryError(f"cannot evaluate clause {c!r}")
+        raise QueryError(f"cannot evaluate clause {edn.fmt(c)}")
 
     def run(self, clauses: tuple, ctx: Context) -> Context:
         if not clauses:
             return ctx
-        joins = not_join_vars(clauses, ctx.bound())
+        joins = not_join_vars(clauses, ctx.bound(), self.not_joins)
         remaining = list(range(len(clauses)))
         while remaining and not ctx.empty:
             bound = ctx.bound()
@@ -215,17 +147,17 @@ class Evaluator:
                 cst = self.cost(clauses[i], ctx, bound, joins.get(i))
                 if cst is not None and cst < best_cost:
                     best, best_cost = i, cst
-            if best is None:
+            if best is None:  # rule bodies only: the query's own clauses passed the written-order check
                 c = clauses[remaining[0]]
-                unbound = sorted(v.name for v in vars_of(c) - bound)
-                raise QueryParseError(f"insufficient bindings: {unbound} not bound in {_fmt(c.form)}", c.form)
+                unbound = " ".join(sorted(v.name for v in vars_of(c) - bound))
+                raise QueryParseError(f"insufficient bindings: #{{{unbound}}} not bound in {_fmt(c.form)}", c.form)
             remaining.remove(best)
             self.clause(clauses[best], ctx, joins.get(best))
         if remaining:  # context is empty; still validate what's left cheaply
             for i in remaining:
                 c = clauses[i]
                 if isinstance(c, RuleCall) and c.name not in ctx.rules:
-                    raise QueryError(f"unknown rule '{c.name}' in {_fmt(c.form)}")
+                    check_rule_call(c, set(), ctx.rules, True)
         return ctx
 
     def clause(self, c: Any, ctx: Context, join: tuple | None) -> None:
@@ -240,8 +172,6 @@ class Evaluator:
         elif isinstance(c, Or):
             self.disjunction(c, ctx)
         elif isinstance(c, RuleCall):
-            from .rules import call_rule
-
             call_rule(self, c, ctx)
 
     # -- data patterns -------------------------------------------------------------------
@@ -252,15 +182,8 @@ class Evaluator:
             return self._pattern_tx(p, src, terms, ctx)
         e, a, v = terms[:3]
 
-        def cands(t: Any) -> Any:
-            if isinstance(t, Const):
-                return ("const", t.value)
-            if isinstance(t, Var) and ctx.has(t):
-                return ("bound", ctx.values(t))
-            return None
-
         vars_, idx, checks = first_positions((e, a, v), _is_var)
-        ce, ca, cv = cands(e), cands(a), cands(v)
+        ce, ca, cv = self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx)
         if hasattr(src, "scan_pattern"):
             if not idx:
                 return Rel((), [()] if src.scan_pattern(ce, ca, cv) else [])
@@ -285,16 +208,29 @@ class Evaluator:
         """[e a v tx]: the rare four-position pattern, scanned with the tx column."""
         if not hasattr(src, "scan_with_tx"):
             raise QueryError(f"the tx position needs a database source: {_fmt(p.form)}")
-        consts = [t.value if isinstance(t, Const) else None for t in terms[:3]]
-        e_bound = ctx.values(terms[0]) if isinstance(terms[0], Var) and ctx.has(terms[0]) else None
-        rows = src.scan_with_tx(*consts, e_bound)
-        if isinstance(terms[3], Const):
-            rows = [r for r in rows if r[3] == terms[3].value]
+        e, a, v, tx = terms[:4]
+        rows = src.scan_with_tx(self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx))
+        ctx_tx = self._cand(tx, ctx)  # the tx column is filtered here: the scan cannot use it
+        if ctx_tx is not None:
+            if ctx_tx[0] == "const":
+                rows = [r for r in rows if r[3] == ctx_tx[1]]
+            else:
+                keep = ctx_tx[1]
+                rows = [r for r in rows if r[3] in keep]
         vars_, idx, checks = first_positions(terms[:4], _is_var)
         if checks:
             rows = [r for r in rows if all(r[x] == r[y] for x, y in checks)]
         g = getter(idx)
         return Rel(vars_, list(dict.fromkeys(g(r) for r in rows)))
+
+    @staticmethod
+    def _cand(t: Any, ctx: Context) -> Any:
+        """A pattern term as the scan sees it: None (free), ("const", x) or ("bound", values)."""
+        if isinstance(t, Const):
+            return ("const", t.value)
+        if isinstance(t, Var) and ctx.has(t):
+            return ("bound", ctx.values(t))
+        return None
 
     # -- functions -----------------------------------------------------------------------
     def _arg_getters(self, c: Any, ctx: Context, rel: Rel) -> list:
@@ -309,7 +245,7 @@ class Evaluator:
                     raise QueryError(f"no source {a} for {_fmt(c.form)}")
                 out.append((False, src))
             else:
-                out.append((False, a.value))
+                out.append((False, unwrap(a.value)))
         return out
 
     def predicate(self, c: Predicate, ctx: Context) -> None:
@@ -328,7 +264,7 @@ class Evaluator:
         truthy, call = bi.truthy, bi.call
         kept = []
         for r in rel.rows:
-            args = [r[x] if is_var else x for is_var, x in getters]
+            args = [unwrap(r[x]) if is_var else x for is_var, x in getters]  # built-ins see Python values
             f = r[fpos] if fpos is not None else fn
             if not callable(f):
                 raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
@@ -352,7 +288,7 @@ class Evaluator:
             return
         rows = []
         for r in rel.rows:
-            args = [r[x] if is_var else x for is_var, x in getters]
+            args = [unwrap(r[x]) if is_var else x for is_var, x in getters]  # built-ins see Python values
             f = r[fpos] if fpos is not None else fn
             if not callable(f):
                 raise QueryError(f"{name} is not a function in {_fmt(c.form)}")
@@ -380,8 +316,6 @@ class Evaluator:
         key = getter([rel.pos[v] for v in join])
         sub = ctx.child(seed)
         if ctx.in_fix:
-            from .rules import Solver
-
             sub.solver = Solver(self, ctx.rules, depth=(ctx.solver.depth + 1) if ctx.solver else 1)
             sub.in_fix = False
         self.run(c.clauses, sub)
@@ -402,9 +336,11 @@ class Evaluator:
             self.run(branch, sub)
             if sub.empty:
                 continue
-            missing = [v.name for v in join if not sub.has(v)]
+            missing = " ".join(v.name for v in join if not sub.has(v))
             if missing:
-                raise QueryParseError(f"insufficient bindings: {missing} not bound in branch of {_fmt(c.form)}", c.form)
+                raise QueryParseError(
+                    f"insufficient bindings: #{{{missing}}} not bound in a branch of {_fmt(c.form)}", c.form
+                )
             out.update(dict.fromkeys(sub.project(join).rows))
         ctx.add(Rel(join, list(out)))
 
@@ -452,7 +388,7 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
     specs = [e, a, v]
     width = len(p.terms)
     for t in src:
-        t = tuple(t)
+        t = tuple(map(wrap, t))
         if len(t) < width:
             continue
         ok = True
@@ -461,11 +397,13 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
                 continue
             kind, val = s
             x = t[i]
-            if i == 1 and isinstance(x, Keyword):
-                x = x.name
+            if i == 1:  # attributes compare as idents: "a/b", ":a/b" and Keyword("a/b") are one attribute
+                x = edn.ident(x) if isinstance(x, (str, Keyword)) else x
+                if kind == "const":
+                    val = edn.ident(val) if isinstance(val, (str, Keyword)) else val
+                else:
+                    val = {edn.ident(y) if isinstance(y, (str, Keyword)) else y for y in val}
             if kind == "const":
-                if i == 1 and isinstance(val, Keyword):
-                    val = val.name
                 if x != val:
                     ok = False
                     break
@@ -480,8 +418,9 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
 # -- the find phase -----------------------------------------------------------------------
 
 
-def entity_vars(clauses: tuple, is_ref: Any) -> set[Var]:
-    """Variables used where an entity is expected: pattern entity positions and ref values."""
+def entity_vars(clauses: tuple, is_ref: Any, rules: dict | None = None, _in_rules: frozenset = frozenset()) -> set[Var]:
+    """Variables used where an entity is expected: pattern entity positions and ref values,
+    also through rule calls (an argument whose rule parameter is used as an entity)."""
     out: set[Var] = set()
     for c in clauses:
         if isinstance(c, Pattern):
@@ -493,14 +432,43 @@ def entity_vars(clauses: tuple, is_ref: Any) -> set[Var]:
                 if is_ref(name.lstrip(":")):
                     out.add(t[2])
         elif isinstance(c, Not):
-            out |= entity_vars(c.clauses, is_ref)
+            out |= entity_vars(c.clauses, is_ref, rules, _in_rules)
         elif isinstance(c, Or):
             for br in c.branches:
-                out |= entity_vars(br, is_ref)
+                out |= entity_vars(br, is_ref, rules, _in_rules)
+        elif isinstance(c, RuleCall) and rules and c.name in rules and c.name not in _in_rules:
+            for rule in rules[c.name]:
+                inner = entity_vars(rule.body, is_ref, rules, _in_rules | {c.name})
+                out |= {t for p, t in zip(rule.head, c.args, strict=False) if p in inner and isinstance(t, Var)}
     return out
 
 
-def _resolve_input_refs(db: Database, rel: Rel, evars: set[Var]) -> Rel:
+def resolve_written_refs(db: DatomDb, clauses: tuple, rules: dict, called: set[str]) -> None:
+    """Resolve every lookup ref written in the query (and in the rules it calls) once, up front:
+    one that finds nothing raises here, whatever order the planner would have reached it in."""
+    for c in clauses:
+        if isinstance(c, Pattern) and c.source == "$":
+            t = c.terms
+            if isinstance(t[0], Const) and isinstance(t[0].value, tuple):
+                db._resolve_const(t[0].value)
+            if len(t) > 2 and isinstance(t[1], Const) and isinstance(t[2], Const) and isinstance(t[2].value, tuple):
+                ident = edn.ident(t[1].value) if isinstance(t[1].value, (str, Keyword)) else None
+                if ident and db.schema.is_ref(ident):
+                    db._resolve_const(t[2].value)
+        elif isinstance(c, Not):
+            resolve_written_refs(db, c.clauses, rules, called)
+        elif isinstance(c, Or):
+            for branch in c.branches:
+                resolve_written_refs(db, branch, rules, called)
+        elif isinstance(c, RuleCall):
+            resolve_call(db, c)
+            if c.name in rules and c.name not in called:
+                called.add(c.name)
+                for rule in rules[c.name]:
+                    resolve_written_refs(db, rule.body, rules, called)
+
+
+def _resolve_input_refs(db: DatomDb, rel: Rel, evars: set[Var]) -> Rel:
     """Lookup refs given as inputs for entity variables become entity ids (as in DataScript)."""
     cols = [i for i, v in enumerate(rel.vars) if v in evars]
     if not cols or not any(isinstance(r[i], (list, tuple)) for r in rel.rows for i in cols):
@@ -516,9 +484,8 @@ def _resolve_input_refs(db: Database, rel: Rel, evars: set[Var]) -> Rel:
     return Rel(rel.vars, list(dict.fromkeys(rows)))
 
 
-def execute(db: Database, q: Query, inputs: tuple) -> Any:
-    from .rules import Solver
-
+def execute(db: DatomDb, q: Query, inputs: tuple) -> Any:
+    """Run a parsed query against ``db`` (inside the caller's read transaction)."""
     sources: dict[str, Any] = {}
     rules: dict = {}
     ev = Evaluator(db)
@@ -534,14 +501,19 @@ def execute(db: Database, q: Query, inputs: tuple) -> Any:
             sources[spec[1]] = value
         elif isinstance(spec, tuple) and spec[0] == "rules":
             rules.update(parse_rules(value) if value is not None else {})
-        else:
+    evars = None
+    for spec, value in zip(specs, inputs, strict=False):  # after the rules: entity vars look into them
+        if not isinstance(spec, tuple):
             rel = bind_with_dups(spec, value, spec)
             if rel is not None:
-                ctx.add(_resolve_input_refs(db, rel, entity_vars(q.where, db.schema.is_ref)))
+                if evars is None:
+                    evars = entity_vars(q.where, db.schema.is_ref, rules)
+                ctx.add(_resolve_input_refs(db, rel, evars))
+    # acceptance and plain-not join vars come from the written order, never from the plan
+    check_written_order(q.where, ctx.bound(), rules, ("rules",) in q.inputs, ev.not_joins)
+    resolve_written_refs(db, q.where, rules, set())
     ctx.solver = Solver(ev, rules)
     ev.run(q.where, ctx)
-    from .find import find
-
     return find(db, q, ctx, sources)
 
 

@@ -110,6 +110,9 @@ def hash_join(a: Rel, b: Rel) -> Rel:
         return Rel(b.vars, [r for r in b.rows if kb(r) in keys])
     out_vars = a.vars + tuple(b.vars[i] for i in extra)
     ex = getter(extra)
+    fast = _join_unique(a, b, ka, kb, ex)
+    if fast is not None:
+        return Rel(out_vars, fast)
     rows: list[tuple] = []
     append = rows.append
     if len(a.rows) <= len(b.rows):  # index the smaller side
@@ -128,3 +131,19 @@ def hash_join(a: Rel, b: Rel) -> Rel:
                 for tail in bucket:
                     append(r + tail)
     return Rel(out_vars, rows)
+
+
+def _join_unique(a: Rel, b: Rel, ka: Callable, kb: Callable, ex: Callable) -> list[tuple] | None:
+    """a ⋈ b when the smaller side's join keys are unique (the usual entity-to-attribute join):
+    one dict built and probed with C-level ``map``/``zip``, no per-key lists; None otherwise."""
+    if len(a.rows) <= len(b.rows):
+        index = dict(zip(map(ka, a.rows), a.rows, strict=True))
+        if len(index) != len(a.rows):
+            return None
+        get = index.get
+        return [x + ex(r) for r, k in zip(b.rows, map(kb, b.rows), strict=True) if (x := get(k)) is not None]
+    tails = dict(zip(map(kb, b.rows), map(ex, b.rows), strict=True))
+    if len(tails) != len(b.rows):
+        return None
+    get = tails.get
+    return [r + t for r, k in zip(a.rows, map(ka, a.rows), strict=True) if (t := get(k)) is not None]

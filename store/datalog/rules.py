@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from edn_format import Keyword
 
 from . import edn
+from .context import Context
 from .errors import QueryError
 from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
 from .relation import Rel, first_positions, getter, hash_join
 
 if TYPE_CHECKING:
-    from .query import Context, Evaluator
+    from .query import Evaluator
 
 _MAX_DEPTH = 32
 
@@ -148,8 +149,6 @@ class Solver:
                         idx.setdefault(tuple([a[i] for i in bpos]), []).append(a)
 
     def _ctx(self, seed: Rel) -> Context:
-        from .query import Context
-
         ctx = Context({"$": self.ev.db}, self.rules, self, in_fix=True)
         ctx.add(seed)
         return ctx
@@ -157,9 +156,9 @@ class Solver:
     def _head(self, rule: Rule, ctx: Context) -> set:
         if ctx.empty:
             return set()
-        missing = [p.name for p in rule.head if not ctx.has(p)]
+        missing = " ".join(p.name for p in rule.head if not ctx.has(p))
         if missing:
-            raise QueryError(f"rule '{rule.name}' does not bind {missing} in its body")
+            raise QueryError(f"rule {rule.name} does not bind [{missing}] in its body")
         return set(ctx.project(rule.head).rows)
 
     def _body(self, rule: Rule, key: tuple, seeds: set) -> set:
@@ -254,8 +253,7 @@ def resolve_call(db: Any, call: RuleCall) -> RuleCall:
             and isinstance(v[0], (str, Keyword))
             and db.schema.unique(edn.ident(v[0]) or "")
         ):
-            eid = db._resolve(v)
-            args.append(Const(eid if eid is not None else -1))  # -1 matches no entity
+            args.append(Const(db._resolve_const(v)))  # finds its entity or raises, like a pattern's
             changed = True
         else:
             args.append(t)
@@ -267,7 +265,7 @@ def call_rule(ev: Evaluator, c: RuleCall, ctx: Context) -> None:
     c = resolve_call(ev.db, c)
     solver = ctx.solver
     if solver is None:
-        raise QueryError(f"no rules given for {_fmt(c.form)}; pass them as % input")
+        raise QueryError(f"no rules given: {_fmt(c.form)} calls rule {c.name}, but :in has no % for the rules")
     bound_vars = [t for t in c.args if isinstance(t, Var) and ctx.has(t)]
     rel = ctx.merge(bound_vars) if bound_vars else Rel((), [()])
     key, tuples = magic_for(c, rel, solver.rules)

@@ -69,7 +69,7 @@ class Schema:
 def _name(x: Any, where: str) -> str:
     name = edn.ident(x)
     if name is None:
-        raise SchemaError(f"expected a keyword in schema at {where}, got {x!r}")
+        raise SchemaError(f"expected a keyword in schema at {where}, got {edn.fmt(x)}")
     return name
 
 
@@ -86,29 +86,29 @@ def parse_schema(schema: Any) -> Schema:
     for key, props in schema.items():
         ident = _name(key, repr(key))
         if ident.startswith("db/") or "/_" in ident or ident.startswith("_"):
-            raise SchemaError(f"attribute {ident!r}: reserved or reverse-looking name")
+            raise SchemaError(f"attribute :{ident}: reserved or reverse-looking name")
         if not isinstance(props, Mapping):
-            raise SchemaError(f"attribute {ident!r}: properties must be a map, got {props!r}")
+            raise SchemaError(f"attribute :{ident}: properties must be a map, got {edn.fmt(props)}")
         norm: dict[str, Any] = {}
         for pk, pv in props.items():
             p = _name(pk, f"{ident} properties")
             if p not in _KNOWN_KEYS:
-                raise SchemaError(f"attribute {ident!r}: unknown property :{p}")
+                raise SchemaError(f"attribute :{ident}: unknown property :{p}")
             norm[p] = _name(pv, f"{ident} :{p}") if p in ("db/unique", "db/valueType", "db/cardinality") else pv
         unique = norm.get("db/unique")
         if unique is not None and unique not in _UNIQUE:
-            raise SchemaError(f"attribute {ident!r}: bad :db/unique :{unique}")
+            raise SchemaError(f"attribute :{ident}: bad :db/unique :{unique}")
         card = norm.get("db/cardinality", "db.cardinality/one")
         if card not in _CARD:
-            raise SchemaError(f"attribute {ident!r}: bad :db/cardinality :{card}")
+            raise SchemaError(f"attribute :{ident}: bad :db/cardinality :{card}")
         vtype = norm.get("db/valueType")
         if vtype is not None and not vtype.startswith("db.type/"):
-            raise SchemaError(f"attribute {ident!r}: bad :db/valueType :{vtype}")
+            raise SchemaError(f"attribute :{ident}: bad :db/valueType :{vtype}")
         if vtype == "db.type/tuple":
-            raise SchemaError(f"attribute {ident!r}: :db.type/tuple is not supported")
+            raise SchemaError(f"attribute :{ident}: :db.type/tuple is not supported")
         component = bool(norm.get("db/isComponent", False))
         if component and vtype != "db.type/ref":
-            raise SchemaError(f"attribute {ident!r}: :db/isComponent requires :db.type/ref")
+            raise SchemaError(f"attribute :{ident}: :db/isComponent requires :db.type/ref")
         attrs[ident] = Attr(
             ident,
             ref=vtype == "db.type/ref",

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from edn_format import Keyword
 
+from . import edn
 from .errors import TransactError
 
 FORMAT_VERSION = "1"
@@ -59,7 +60,7 @@ def encode(v: Any) -> Any:
         return b"t" + v.isoformat().encode()
     if isinstance(v, str):
         return str(v)
-    raise TransactError(f"unsupported value type {t.__name__}: {v!r}")
+    raise TransactError(f"unsupported value type {t.__name__}: {edn.fmt(v)}")
 
 
 def decode(v: Any) -> Any:

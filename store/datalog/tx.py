@@ -85,26 +85,26 @@ class Transactor:
             elif isinstance(item, _LISTY) and item:
                 op = _OPS.get(edn.ident(item[0]) or "")
                 if op is None:
-                    raise TransactError(f"unknown operation {item[0]!r} in {list(item)!r}")
+                    raise TransactError(f"unknown operation {edn.fmt(item[0])} in {edn.fmt(list(item))}")
                 if op == _RETRACT_ENTITY:
                     if len(item) != 2:
-                        raise TransactError(f"retractEntity takes one entity: {list(item)!r}")
+                        raise TransactError(f"retractEntity takes one entity: {edn.fmt(list(item))}")
                     ops.append([op, item[1], None, None])
                     continue
                 if len(item) == 3 and op == _RETRACT:
                     ops.append([_RETRACT_ATTR, item[1], self._attr(item[2], item), None])
                     continue
                 if len(item) != 4:
-                    raise TransactError(f"expected [op e a v], got {list(item)!r}")
+                    raise TransactError(f"expected [op e a v], got {edn.fmt(list(item))}")
                 ops.append([op, item[1], self._attr(item[2], item), item[3]])
             else:
-                raise TransactError(f"cannot transact {item!r}: expected an entity map or [op e a v]")
+                raise TransactError(f"cannot transact {edn.fmt(item)}: expected an entity map or [op e a v]")
         return ops
 
     def _attr(self, a: Any, form: Any) -> str:
         name = edn.ident(a)
         if name is None or name == "db/id":
-            raise TransactError(f"bad attribute {a!r} in {form!r}")
+            raise TransactError(f"bad attribute {edn.fmt(a)} in {edn.fmt(form)}")
         return name
 
     def _expand_map(self, m: Mapping, ops: list[list[Any]]) -> Any:
@@ -122,7 +122,7 @@ class Transactor:
         for k, v in m.items():
             a = ident(k)
             if a is None:
-                raise TransactError(f"bad attribute {k!r} in entity map")
+                raise TransactError(f"bad attribute {edn.fmt(k)} in entity map")
             attr = attrs.get(a)
             if attr is None:
                 if a == "db/id":
@@ -216,7 +216,7 @@ class Transactor:
             if e is not None:
                 prev = resolved.get(tmp)
                 if prev is not None and prev != e:
-                    raise TransactError(f"conflicting upserts: tempid {tmp!r} resolves to {prev} and {e}")
+                    raise TransactError(f"conflicting upserts: tempid {edn.fmt(tmp)} resolves to {prev} and {e}")
                 resolved[tmp] = e
             else:
                 owner = new_owner.setdefault((a, v), tmp)
@@ -258,7 +258,7 @@ class Transactor:
             if _is_tempid(x):
                 e = tempids.get(x)
                 if e is None:
-                    raise TransactError(f"tempid {x!r} is used only as a value in {form!r}")
+                    raise TransactError(f"tempid {edn.fmt(x)} is used only as a value in {edn.fmt(form)}")
                 return e
             if isinstance(x, _LISTY) and len(x) == 2:
                 key = (edn.ident(x[0]), x[1] if not isinstance(x[1], list) else tuple(x[1]))
@@ -270,10 +270,10 @@ class Transactor:
                     if e is None:
                         e = self.lookup(x)
                     if e is None:
-                        raise TransactError(f"nothing found for lookup ref {list(x)!r}")
+                        raise TransactError(f"nothing found for lookup ref {edn.fmt(list(x))}")
                     lookups[key] = e
                 return e
-            raise TransactError(f"expected an entity id, tempid or lookup ref, got {x!r} in {form!r}")
+            raise TransactError(f"expected an entity id, tempid or lookup ref, got {edn.fmt(x)} in {edn.fmt(form)}")
 
         pending: dict[tuple[int, int, Any], None] = {}  # inserts for fresh entities, flushed at the end
         fresh_vals: dict[tuple[int, int], list[Any]] = {}
@@ -329,7 +329,7 @@ class Transactor:
                         if v is None:
                             v = entity(form[3], form)
                 elif v is None:
-                    raise TransactError(f"cannot assert nil value for :{a} in {form!r}")
+                    raise TransactError(f"cannot assert nil value for :{a} in {edn.fmt(form)}")
                 enc = v if type(v) is str else encode(v)
                 if (
                     is_fresh
@@ -352,7 +352,7 @@ class Transactor:
                         owner = st.entity_with(aid, enc)
                     if owner is not None and owner != e:
                         raise TransactError(
-                            f"unique conflict: :{a} {v!r} already belongs to entity {owner}, cannot add to {e}"
+                            f"unique conflict: :{a} {edn.fmt(v)} already belongs to entity {owner}, cannot add to {e}"
                         )
                 if e in fresh:
                     vals = fresh_vals.setdefault((e, aid), [])

@@ -1,10 +1,10 @@
 // DataScript reference runner for the sessiondb Datalog differential tests and benchmark.
 // Reads one JSON document on stdin:
 //   {"schema": {...}, "txs": [tx_data, ...], "queries": [{"query": "EDN", "inputs": [...], "repeat": n}],
-//    "pulls": [{"pattern": "EDN", "eids": [lookup refs]}]}
+//    "pulls": [{"pattern": "EDN", "eids": [lookup refs], "single": bool, "repeat": n}]}
 // Prints {"tx_ms": ..., "results": [{"value": ...} | {"error": "..."}], "pulls": [...]}.
 // Query inputs are passed as given (rules as EDN strings); when "repeat" is set the
-// query runs that many times and "ms" is the median run time.
+// query runs that many times; "ms" is the median wall time, "cpu_ms" the median CPU time.
 const d = require("datascript");
 
 function readStdin() {
@@ -14,6 +14,12 @@ function readStdin() {
     process.stdin.on("data", (c) => (data += c));
     process.stdin.on("end", () => resolve(data));
   });
+}
+
+// CPU time (user + system, all of node's threads) since `start`, in ms: robust to a loaded machine
+function cpuMs(start) {
+  const u = process.cpuUsage(start);
+  return (u.user + u.system) / 1000;
 }
 
 function median(xs) {
@@ -32,21 +38,35 @@ function median(xs) {
   for (const q of input.queries || []) {
     try {
       const runs = [];
+      const cpu = [];
       let value;
       for (let i = 0; i < (q.repeat || 1); i++) {
+        const c = process.cpuUsage();
         const s = process.hrtime.bigint();
         value = d.q(q.query, db, ...(q.inputs || []));
         runs.push(Number(process.hrtime.bigint() - s) / 1e6);
+        cpu.push(cpuMs(c));
       }
-      results.push({ value: value === undefined ? null : value, ms: median(runs) });
+      results.push({ value: value === undefined ? null : value, ms: median(runs), cpu_ms: median(cpu) });
     } catch (e) {
       results.push({ error: String(e && e.message ? e.message : e) });
     }
   }
+  // pulls: pull_many over "eids"; with "single" a d.pull of eids[0]; "repeat" times them like queries
   const pulls = [];
   for (const p of input.pulls || []) {
     try {
-      pulls.push({ value: d.pull_many(db, p.pattern, p.eids).map((x) => (x === undefined ? null : x)) });
+      const runs = [];
+      const cpu = [];
+      let value;
+      for (let i = 0; i < (p.repeat || 1); i++) {
+        const c = process.cpuUsage();
+        const s = process.hrtime.bigint();
+        value = p.single ? [d.pull(db, p.pattern, p.eids[0])] : d.pull_many(db, p.pattern, p.eids);
+        runs.push(Number(process.hrtime.bigint() - s) / 1e6);
+        cpu.push(cpuMs(c));
+      }
+      pulls.push({ value: value.map((x) => (x === undefined ? null : x)), ms: median(runs), cpu_ms: median(cpu) });
     } catch (e) {
       pulls.push({ error: String(e && e.message ? e.message : e) });
     }

@@ -1,0 +1,1008 @@
+"""Random schemas, data sets and queries for the generative differential tester (``fuzz``).
+
+Owns: the *shape* of generated cases.  A ``Model`` is a random schema (a few entity types, each
+with a unique identity ``:T/id`` and a random selection of int / string / boolean / card-many /
+unique-value / ref attributes, each with its own presence rate and skewed value distribution);
+``make_entities`` fills it at a chosen size; ``QueryGen`` draws queries from a grammar written as
+a table of productions (``CLAUSES``, ``FINDS``): each production is a small function that returns a
+clause (or ``None`` when it does not apply to the current scope).
+Queries are built around a *witness*: every variable remembers a value taken from one real entity,
+and constants are mostly drawn from witnesses, so most queries are satisfiable and exercise joins
+instead of returning nothing.
+Must never: run an engine or compare results (``fuzz`` does).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+# -- EDN terms ------------------------------------------------------------------------------
+
+
+class Sym(str):
+    """An EDN symbol (``?x``, ``_``, ``not``)."""
+
+
+class Kw(str):
+    """An EDN keyword, stored without the leading colon."""
+
+
+class L(tuple):
+    """An EDN list ``( ... )``; Python lists render as vectors."""
+
+
+class _Map(L):
+    """A one-entry EDN map (pull's join spec)."""
+
+    def __new__(cls, k: Any, v: Any) -> _Map:
+        return super().__new__(cls, (k, v))
+
+
+def edn(x: Any) -> str:
+    if isinstance(x, _Map):
+        return "{" + edn(x[0]) + " " + edn(x[1]) + "}"
+    if isinstance(x, Sym):
+        return str(x)
+    if isinstance(x, Kw):
+        return ":" + x
+    if isinstance(x, L):
+        return "(" + " ".join(edn(i) for i in x) + ")"
+    if isinstance(x, list):
+        return "[" + " ".join(edn(i) for i in x) + "]"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if x is None:
+        return "nil"
+    if isinstance(x, str):
+        return '"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(x)
+
+
+# -- schemas and data -----------------------------------------------------------------------
+
+
+@dataclass
+class Attr:
+    name: str  # "a/n"
+    ns: str
+    kind: str  # id | int | str | bool | ref
+    many: bool = False
+    unique: str | None = None  # identity | value
+    target: str | None = None  # ref target type
+    presence: float = 1.0
+    domain: list = field(default_factory=list)
+    weights: list | None = None
+
+
+@dataclass
+class Model:
+    types: list[str]
+    attrs: dict[str, Attr]
+
+    def of(self, ns: str, *kinds: str) -> list[Attr]:
+        return [a for a in self.attrs.values() if a.ns == ns and (not kinds or a.kind in kinds)]
+
+    def schema(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for a in self.attrs.values():
+            props: dict[str, str] = {}
+            if a.unique:
+                props["db/unique"] = f"db.unique/{a.unique}"
+            if a.many:
+                props["db/cardinality"] = "db.cardinality/many"
+            if a.kind == "ref":
+                props["db/valueType"] = "db.type/ref"
+            if props:
+                out[a.name] = props
+        return out
+
+
+def _distribution(rnd: random.Random, values: list) -> list | None:
+    """Weights for a domain: uniform, zipf-like, or one hot value (skew is what moves estimates)."""
+    shape = rnd.choice(["uniform", "zipf", "hot"])
+    if shape == "uniform":
+        return None
+    if shape == "zipf":
+        return [1.0 / (i + 1) ** 1.3 for i in range(len(values))]
+    return [20.0] + [1.0 / len(values)] * (len(values) - 1)
+
+
+def make_model(rnd: random.Random) -> Model:
+    types = ["a", "b", "c"][: rnd.choice([1, 2, 2, 3])]
+    attrs: dict[str, Attr] = {}
+    for t in types:
+        attrs[f"{t}/id"] = Attr(f"{t}/id", t, "id", unique="identity")
+        for name, kind, p in [("n", "int", 0.95), ("m", "int", 0.5), ("s", "str", 0.9), ("tags", "str", 0.6),
+                              ("flag", "bool", 0.3), ("code", "int", 0.4)]:
+            if rnd.random() > p:
+                continue
+            a = Attr(f"{t}/{name}", t, kind, presence=rnd.choice([1.0, 1.0, 0.9, 0.5, 0.1]))
+            if name == "tags":
+                a.many = True
+            if name == "code":
+                a.unique = rnd.choice(["value", "identity"])
+            if kind == "int":
+                a.domain = list(range(rnd.choice([2, 5, 20, 1000]))) if name != "code" else []
+            elif kind == "str":
+                a.domain = [f"{name}{i}" for i in range(rnd.choice([2, 4, 30, 500]))]
+            else:
+                a.domain = [True, False]
+            a.weights = _distribution(rnd, a.domain) if a.domain else None
+            attrs[a.name] = a
+        if rnd.random() < 0.7:
+            attrs[f"{t}/parent"] = Attr(f"{t}/parent", t, "ref", target=t, presence=rnd.choice([0.9, 0.6, 0.3]))
+        others = [u for u in types if u != t] or [t]
+        if rnd.random() < 0.8:
+            attrs[f"{t}/link"] = Attr(f"{t}/link", t, "ref", target=rnd.choice(others),
+                                      presence=rnd.choice([1.0, 0.8, 0.4]), weights=[rnd.choice([0, 0, 5, 50])])
+        if rnd.random() < 0.5:
+            attrs[f"{t}/links"] = Attr(f"{t}/links", t, "ref", many=True, target=rnd.choice(types),
+                                       presence=rnd.choice([0.9, 0.5]))
+    return Model(types, attrs)
+
+
+def _pick(rnd: random.Random, a: Attr) -> Any:
+    return rnd.choices(a.domain, a.weights)[0] if a.weights else rnd.choice(a.domain)
+
+
+def make_entities(rnd: random.Random, model: Model, n: int) -> dict[str, dict[str, Any]]:
+    """``n`` entities split over the types: ident -> {attr: value | [values]}; refs hold idents."""
+    counts = {t: max(1, int(n * w)) for t, w in zip(model.types, _split(rnd, len(model.types)), strict=True)}
+    idents = {t: [f"{t}{i}" for i in range(counts[t])] for t in model.types}
+    out: dict[str, dict[str, Any]] = {}
+    for t in model.types:
+        for i, ident in enumerate(idents[t]):
+            ent: dict[str, Any] = {f"{t}/id": ident}
+            for a in model.of(t):
+                if a.kind == "id" or rnd.random() > a.presence:
+                    continue
+                if a.name.endswith("/code"):
+                    ent[a.name] = 7 * i + 3  # unique values
+                elif a.kind == "ref":
+                    pool = idents[a.target]
+                    if a.name.endswith("/parent"):
+                        if i == 0:
+                            continue
+                        ent[a.name] = pool[rnd.randrange(i)]  # a random tree: depth ~ ln n
+                    elif a.many:
+                        ent[a.name] = sorted(set(rnd.choices(pool, k=rnd.randint(1, 3))))
+                    else:
+                        hot = a.weights[0] if a.weights else 0
+                        ent[a.name] = pool[0] if rnd.random() < hot / 100 else rnd.choice(pool)
+                elif a.many:
+                    ent[a.name] = sorted({_pick(rnd, a) for _ in range(rnd.randint(1, 3))}, key=str)
+                else:
+                    ent[a.name] = _pick(rnd, a)
+            out[ident] = ent
+    return out
+
+
+def _split(rnd: random.Random, k: int) -> list[float]:
+    w = [rnd.uniform(0.2, 1.0) for _ in range(k)]
+    return [x / sum(w) for x in w]
+
+
+def to_txs(model: Model, entities: dict[str, dict[str, Any]], chunk: int = 2000) -> list[list]:
+    """Scalar attributes first (entity maps, upserted by identity), refs afterwards as ``:db/add``
+    with lookup refs, so a ref may point at any entity whatever the order."""
+    txs: list[list] = []
+    items = list(entities.values())
+    for i in range(0, len(items), chunk):
+        tx = []
+        for ent in items[i : i + chunk]:
+            tx.append({k: v for k, v in ent.items() if model.attrs[k].kind != "ref"})
+        txs.append(tx)
+    adds = []
+    for ent in items:
+        ident_attr = next(k for k in ent if model.attrs[k].kind == "id")
+        me = [ident_attr, ent[ident_attr]]
+        for k, v in ent.items():
+            a = model.attrs[k]
+            if a.kind != "ref":
+                continue
+            for target in v if isinstance(v, list) else [v]:
+                if target in entities:  # the shrinker may have dropped the target
+                    adds.append([":db/add", me, k, [f"{a.target}/id", target]])
+    for i in range(0, len(adds), chunk * 2):
+        txs.append(adds[i : i + chunk * 2])
+    return txs
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+@dataclass
+class VarInfo:
+    kind: str  # e (entity of type ns) | v (value of attr) | attr
+    ns: str | None = None
+    attr: Attr | None = None
+    witness: Any = None  # an entity ident or value that satisfies the clauses so far
+
+
+@dataclass
+class Scope:
+    vars: dict[str, VarInfo] = field(default_factory=dict)
+    counter: list = field(default_factory=lambda: [0])
+    negated: bool = False  # inside not / not-join: constants should *miss* the witness, to keep it
+
+    def fresh(self, prefix: str, info: VarInfo) -> Sym:
+        self.counter[0] += 1
+        name = f"?{prefix}{self.counter[0]}"
+        self.vars[name] = info
+        return Sym(name)
+
+    def child(self, negated: bool | None = None) -> Scope:
+        return Scope(dict(self.vars), self.counter, self.negated if negated is None else negated)
+
+    def entities(self, ns: str | None = None) -> list[str]:
+        return [k for k, v in self.vars.items() if v.kind == "e" and (ns is None or v.ns == ns)]
+
+    def values(self, *kinds: str) -> list[str]:
+        return [k for k, v in self.vars.items() if v.kind == "v" and (not kinds or (v.attr and v.attr.kind in kinds))]
+
+
+@dataclass
+class Query:
+    """One generated query: EDN parts (rendered by ``text``) plus what the comparison needs."""
+
+    find: list  # find elements (terms)
+    cols: list[str]  # per find element: e (entity id), v (value), pull, set (unordered collection)
+    where: list  # clauses (terms)
+    kind: str = "rel"  # rel | coll | scalar | tuple
+    with_: list = field(default_factory=list)
+    keys: list | None = None
+    ins: list = field(default_factory=list)  # :in items after $ (terms)
+    inputs: list = field(default_factory=list)  # DataScript's inputs, one per ins item
+    ours: dict = field(default_factory=dict)  # input index -> our spelling when it differs (attribute keyword)
+    tags: set = field(default_factory=set)  # productions used (for the report and known-difference names)
+
+    def text(self, kind: str | None = None) -> str:
+        kind = kind or self.kind
+        find = " ".join(edn(x) for x in self.find)
+        if kind == "coll":
+            find = f"[{find} ...]"
+        elif kind == "scalar":
+            find = f"{find} ."
+        elif kind == "tuple":
+            find = f"[{find}]"
+        parts = [":find", find]
+        if self.keys:
+            parts += [":keys", " ".join(self.keys)]
+        if self.with_:
+            parts += [":with", " ".join(self.with_)]
+        if self.ins:
+            parts += [":in", "$", " ".join(edn(x) for x in self.ins)]
+        parts += [":where", " ".join(edn(c) for c in self.where)]
+        return "[" + " ".join(parts) + "]"
+
+    def to_json(self) -> dict:
+        return {"query": self.text(), "kind": self.kind, "cols": self.cols, "inputs": self.inputs,
+                "ours": {str(k): v for k, v in self.ours.items()}, "tags": sorted(self.tags),
+                "rel_query": self.text("rel")}
+
+
+class QueryGen:
+    """Draws queries for one model and data set; ``rnd`` makes it deterministic per seed."""
+
+    def __init__(self, rnd: random.Random, model: Model, entities: dict[str, dict[str, Any]], size: int) -> None:
+        self.rnd, self.model, self.ents, self.size = rnd, model, entities, size
+        self.by_type: dict[str, list[str]] = {t: [] for t in model.types}
+        for ident in entities:
+            self.by_type[ident.rstrip("0123456789")].append(ident)
+        self.reverse: dict[tuple[str, str], list[str]] = {}  # (attr, target ident) -> holders
+        for ident, ent in entities.items():
+            for k, v in ent.items():
+                if model.attrs[k].kind == "ref":
+                    for t in v if isinstance(v, list) else [v]:
+                        self.reverse.setdefault((k, t), []).append(ident)
+        self.q: Query | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def witness_value(self, ident: str | None, a: Attr, miss: bool = False) -> Any:
+        """A value of ``a`` on the witness entity (so the clause holds), else any value;
+        with ``miss`` (inside ``not``) preferably a value the witness does not have."""
+        v = self.ents.get(ident, {}).get(a.name) if ident else None
+        if miss:
+            held = v if isinstance(v, list) else [v]
+            for _ in range(4):
+                x = self.witness_value(None, a)
+                if x not in held:
+                    return x
+            return x
+        if v is not None and self.rnd.random() < 0.85:
+            return self.rnd.choice(v) if isinstance(v, list) else v
+        if a.kind == "ref":
+            return self.rnd.choice(self.by_type[a.target])
+        if a.domain:
+            return _pick(self.rnd, a)
+        if a.kind == "id":
+            return self.rnd.choice(self.by_type[a.ns])
+        return 7 * self.rnd.randrange(max(1, len(self.by_type[a.ns]))) + 3
+
+    def const(self, a: Attr, v: Any) -> Any:
+        """A constant for the value position: refs as lookup refs (entity ids differ between engines);
+        rarely a lookup ref that finds nothing."""
+        if a.kind != "ref":
+            return v
+        return [Kw(f"{a.target}/id"), v if self.rnd.random() < 0.98 else "nobody"]
+
+    def attr_of(self, ns: str, *kinds: str, scalar: bool = False) -> Attr | None:
+        cands = [a for a in self.model.of(ns, *kinds) if not (scalar and a.kind == "ref")]
+        return self.rnd.choice(cands) if cands else None
+
+    # -- the query ---------------------------------------------------------------------------
+    def query(self) -> Query:
+        rnd = self.rnd
+        scope = Scope()
+        self.q = q = Query(find=[], cols=[], where=[])
+        t = rnd.choice([t for t in self.model.types if self.by_type[t]])
+        anchor = rnd.choice(self.by_type[t])
+        if rnd.random() < 0.03:
+            q.ins.append(Sym("_"))  # an ignored input
+            q.inputs.append(rnd.choice([1, "x", [1, 2]]))
+        _weighted(rnd, ROOTS)(self, scope, t, anchor)
+        for _ in range(rnd.choice([1, 1, 2, 2, 3, 4, 5])):
+            for _attempt in range(6):
+                prod = _weighted(rnd, CLAUSES)
+                c = prod(self, scope, 0)
+                if c is not None:
+                    q.where.append(c)
+                    q.tags.add(prod.__name__)
+                    break
+        for _attempt in range(6):
+            fprod = _weighted(rnd, FINDS)
+            if fprod(self, scope):
+                q.tags.add(fprod.__name__)
+                break
+        else:
+            find_vars(self, scope)
+        if len(q.where) > 1 and rnd.random() < 0.1:
+            rnd.shuffle(q.where)  # clause order must not change the answer
+        return q
+
+    def body(self, scope: Scope, depth: int, n: int, table: list | None = None) -> list:
+        """Clauses for a not / or body: they only refine variables already bound."""
+        out = []
+        for _ in range(n):
+            for _attempt in range(6):
+                c = _weighted(self.rnd, table or BODY)(self, scope, depth + 1)
+                if c is not None:
+                    out.append(c)
+                    break
+        return out
+
+
+def _weighted(rnd: random.Random, table: list[tuple[int, Any]]) -> Any:
+    return rnd.choices([f for _w, f in table], [w for w, _f in table])[0]
+
+
+# -- root productions: the first clause binds an entity variable ----------------------------
+
+
+def root_all(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    e = s.fresh("e", VarInfo("e", t, witness=anchor))
+    a = g.attr_of(t, "int", "str", "bool", "ref") if g.rnd.random() < 0.5 else g.model.attrs[f"{t}/id"]
+    if a is None or a.kind == "id":
+        g.q.where.append([e, Kw(f"{t}/id"), s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))])
+    else:
+        g.q.where.append([e, Kw(a.name), Sym("_")])
+
+
+def root_const(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    a = g.attr_of(t, "int", "str", "bool", "ref")
+    if a is None:
+        return root_all(g, s, t, anchor)
+    e = s.fresh("e", VarInfo("e", t, witness=anchor))
+    g.q.where.append([e, Kw(a.name), g.const(a, g.witness_value(anchor, a))])
+    g.q.tags.add("root_const")
+
+
+def root_input_scalar(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    """``:in ?x`` with a value, or ``?e`` with a lookup ref."""
+    if g.rnd.random() < 0.5:
+        e = s.fresh("e", VarInfo("e", t, witness=anchor))
+        g.q.ins.append(e)
+        g.q.inputs.append([f"{t}/id", anchor])
+        g.q.where.append([e, Kw(f"{t}/id"), Sym("_")] if g.rnd.random() < 0.5 else [e, Kw(f"{t}/id")])
+        g.q.tags.add("input_lookup_ref")
+        return
+    a = g.attr_of(t, "int", "str", "id")
+    x = s.fresh("x", VarInfo("v", t, a, g.witness_value(anchor, a)))
+    g.q.ins.append(x)
+    g.q.inputs.append(s.vars[x].witness)
+    e = s.fresh("e", VarInfo("e", t, witness=anchor))
+    g.q.where.append([e, Kw(a.name), x])
+    g.q.tags.add("input_scalar")
+
+
+def root_input_coll(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    """``[?x ...]`` of values, ``[?a ?b]`` tuple, or ``[[?e ?v]]`` relation of lookup refs and values."""
+    rnd = g.rnd
+    a = g.attr_of(t, "int", "str", "id")
+    form = rnd.choice(["coll", "tuple", "rel"])
+    e = s.fresh("e", VarInfo("e", t, witness=anchor))
+    if form == "coll":
+        x = s.fresh("x", VarInfo("v", t, a, g.witness_value(anchor, a)))
+        vals = [s.vars[x].witness] + [g.witness_value(rnd.choice(g.by_type[t]), a) for _ in range(rnd.randint(0, 40))]
+        g.q.ins.append([x, Sym("...")])
+        # duplicates are left out: DataScript keeps duplicate input rows apart (JS arrays hash by
+        # identity), a quirk rather than semantics
+        g.q.inputs.append(_dedupe(vals))
+        g.q.where.append([e, Kw(a.name), x])
+    elif form == "tuple":
+        b = g.attr_of(t, "int", "str", "bool") or a
+        x = s.fresh("x", VarInfo("v", t, a, g.witness_value(anchor, a)))
+        y = s.fresh("x", VarInfo("v", t, b, g.witness_value(anchor, b)))
+        g.q.ins.append([x, y])
+        g.q.inputs.append([s.vars[x].witness, s.vars[y].witness])
+        g.q.where += [[e, Kw(a.name), x], [e, Kw(b.name), y]]
+    else:
+        x = s.fresh("x", VarInfo("v", t, a, g.witness_value(anchor, a)))
+        rows = [[[f"{t}/id", anchor], s.vars[x].witness]]
+        for _ in range(rnd.randint(0, 30)):
+            other = rnd.choice(g.by_type[t])
+            rows.append([[f"{t}/id", other], g.witness_value(other, a)])
+        if rnd.random() < 0.05:
+            rows.append([[f"{t}/id", "nobody"], s.vars[x].witness])  # a lookup ref that finds nothing
+        g.q.ins.append([[e, x]])
+        g.q.inputs.append(_dedupe(rows))
+        g.q.where.append([e, Kw(a.name), x])
+    g.q.tags.add("input_" + form)
+
+
+def _dedupe(xs: list) -> list:
+    out = []
+    for x in xs:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    """``:in $ $2`` with a collection of tuples as a second source: [$2 ?x ?k] joined to the database."""
+    rnd = g.rnd
+    x = s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))
+    rows = [[anchor, 0]] + [[rnd.choice(g.by_type[t]), rnd.randrange(5)] for _ in range(rnd.randint(0, 20))]
+    g.q.ins.append(Sym("$2"))
+    g.q.inputs.append(_dedupe(rows))
+    if rnd.random() < 0.7:
+        g.q.where.append([Sym("$2"), x, s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0))])
+    else:
+        g.q.where.append([Sym("$2"), x, 0])
+    g.q.where.append([s.fresh("e", VarInfo("e", t, witness=anchor)), Kw(f"{t}/id"), x])
+    g.q.tags.add("input_source")
+
+
+def root_any_attr(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
+    """[?e ?a c] / [?e _ c]: a value under any attribute (the scan's "any attribute" paths)."""
+    a = g.attr_of(t, "int", "str", "id")
+    e = s.fresh("e", VarInfo("e", t, witness=anchor))
+    mid = s.fresh("a", VarInfo("attr", t)) if g.rnd.random() < 0.6 else Sym("_")
+    g.q.where.append([e, mid, g.witness_value(anchor, a)])
+    if g.rnd.random() < 0.5:
+        # ?e may be of any type holding the value: pin it to the anchor's type (else the planner may
+        # start from this pattern: the scan's "any attribute" path)
+        g.q.where.append([e, Kw(f"{t}/id"), Sym("_")])
+    g.q.tags.add("root_any_attr")
+
+
+ROOTS = [(4, root_all), (5, root_const), (2, root_input_scalar), (2, root_input_coll), (1, root_any_attr),
+         (1, root_source)]
+
+
+# -- clause productions: (generator, scope, depth) -> clause | None ---------------------------
+
+
+def _some_entity(g: QueryGen, s: Scope) -> str | None:
+    es = s.entities()
+    return Sym(g.rnd.choice(es)) if es else None
+
+
+def _only(s: Scope, e: str) -> Scope:
+    """A scope seeing one variable of ``s`` (fresh names stay unique)."""
+    return Scope({str(e): s.vars[str(e)]}, s.counter, s.negated)
+
+
+def p_value(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/a ?v]: a new value variable of a bound entity."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool", "id")
+    if a is None:
+        return None
+    v = s.fresh("v", VarInfo("v", info.ns, a, g.witness_value(info.witness, a)))
+    return [e, Kw(a.name), v]
+
+
+def p_const(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/a c]: a constant on a bound entity variable (the scan_pattern bug's shape)."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool", "ref")
+    if a is None:
+        return None
+    if a.kind != "ref" and g.rnd.random() < 0.02:
+        return [e, Kw(a.name), [1, 2]]  # a value no datom can hold: matches nothing in both
+    return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a, miss=s.negated))]
+
+
+def p_const_entity(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[[:T/id "a3"] :T/a ?v] / [[:T/id "a3"] :T/a c]: a lookup ref in the entity position,
+    joined to the query through a value variable's constant or a new variable."""
+    rnd = g.rnd
+    t = rnd.choice([t for t in g.model.types if g.by_type[t]])
+    ident = rnd.choice(g.by_type[t]) if rnd.random() < 0.97 else "nobody"  # DataScript: "Nothing found"
+    a = g.attr_of(t, "int", "str", "bool")
+    if a is None:
+        return None
+    # an entity id that exists in neither engine matches nothing in both (ids otherwise differ)
+    ref = [Kw(f"{t}/id"), ident] if rnd.random() < 0.95 else 999_999_999
+    if rnd.random() < 0.3:
+        g.q.tags.add("ground_pattern")
+        return [ref, Kw(a.name), g.witness_value(ident, a)]  # no variable at all
+    return [ref, Kw(a.name), s.fresh("v", VarInfo("v", t, a, g.witness_value(ident, a)))]
+
+
+def p_tx(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/a ?v ?tx] / [?e :T/a _ ?tx]: the tx position (ids follow the same scheme in both)."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool", "ref")
+    if a is None:
+        return None
+    rnd = g.rnd
+    tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
+    g.q.tags.add("tx_position")
+    shape = rnd.choice(["blank", "const", "attr-var", "const-tx", "lookup-ref", "bound-value", "bound-tx"])
+    if shape == "attr-var":
+        bound = [x for x, i in s.vars.items() if i.kind == "attr" and x.startswith("?a")]
+        # an attribute variable bound already (an input, or an earlier [?e ?a ?v]) or a new one
+        return [e, Sym(rnd.choice(bound)) if bound and rnd.random() < 0.6 else s.fresh("a", VarInfo("attr", info.ns)),
+                Sym("_"), tx]
+    if shape == "bound-tx":  # the tx of another datom, bound by an earlier tx pattern
+        txs = [x for x, i in s.vars.items() if i.attr is not None and i.attr.kind == "tx" and x != tx]
+        if txs:
+            return [e, Kw(a.name), Sym("_"), Sym(rnd.choice(txs))]
+    if shape == "const-tx":  # the first transaction (scalars of the first 2000 entities) or the second
+        return [e, Kw(a.name), Sym("_"), 536870913 + rnd.randrange(2)]
+    if shape == "lookup-ref" and info.witness:
+        return [[Kw(f"{info.ns}/id"), info.witness], Kw(a.name), s.fresh("v", VarInfo("v", info.ns, a)), tx]
+    if shape == "bound-value":
+        vs = [v for v in s.values("int", "str") if s.vars[v].attr and s.vars[v].attr.ns == info.ns]
+        if vs:
+            v = rnd.choice(vs)
+            return [e, Kw(s.vars[v].attr.name), Sym(v), tx]
+    if shape == "blank":
+        return [e, Kw(a.name), Sym("_"), tx]
+    if shape == "lookup-ref" and rnd.random() < 0.3:  # an absent entity id / an impossible value
+        return ([999_999_999, Kw(a.name), Sym("_"), tx] if rnd.random() < 0.5
+                else [e, Kw(a.name), [1, 2] if a.kind != "ref" else [Kw(f"{a.target}/id"), "nobody"], tx])
+    return [e, Kw(a.name), g.const(a, g.witness_value(info.witness, a)), tx]
+
+
+def p_ref(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/ref ?f] forwards or [?f :U/ref ?e] backwards: a join to another entity variable."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    fwd = [a for a in g.model.of(info.ns, "ref")]
+    back = [a for a in g.model.attrs.values() if a.kind == "ref" and a.target == info.ns]
+    if fwd and (not back or g.rnd.random() < 0.5):
+        a = g.rnd.choice(fwd)
+        w = g.ents.get(info.witness, {}).get(a.name)
+        w = g.rnd.choice(w) if isinstance(w, list) else w
+        f = s.fresh("e", VarInfo("e", a.target, witness=w))
+        return [e, Kw(a.name), f]
+    if back:
+        a = g.rnd.choice(back)
+        holders = g.reverse.get((a.name, info.witness)) or [None]
+        f = s.fresh("e", VarInfo("e", a.ns, witness=g.rnd.choice(holders)))
+        return [f, Kw(a.name), e]
+    return None
+
+
+def p_bound_join(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/ref ?f] with both bound, or a value join [?f :U/a ?v] with ?v bound."""
+    rnd = g.rnd
+    if rnd.random() < 0.5:
+        for e in s.entities():
+            for a in g.model.of(s.vars[e].ns, "ref"):
+                targets = s.entities(a.target)
+                if targets:
+                    return [Sym(e), Kw(a.name), Sym(rnd.choice(targets))]
+        return None
+    vs = [v for v in s.values("int", "str", "id") if s.vars[v].attr is not None]
+    if not vs or g.size > 400:  # value joins on skewed domains explode at scale
+        return None
+    v = rnd.choice(vs)
+    a = s.vars[v].attr
+    same = [b for b in g.model.attrs.values() if b.kind == a.kind and b.kind != "ref"]
+    b = rnd.choice(same)
+    f = s.fresh("e", VarInfo("e", b.ns, witness=None))
+    return [f, Kw(b.name), Sym(v)]
+
+
+def p_blank(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e :T/a _] or [?e :T/a]: the attribute is present."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    a = _attr_wrt_witness(g, s.vars[e], present=not s.negated)
+    return [e, Kw(a.name), Sym("_")] if g.rnd.random() < 0.6 else [e, Kw(a.name)]
+
+
+def p_attr_var(g: QueryGen, s: Scope, depth: int) -> Any:
+    """[?e ?a ?v] / [?e ?a c] / [?e ?a _]: attribute variables, or an attribute given as input."""
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool")
+    if a is None:
+        return None
+    shape = g.rnd.choice(["var", "const", "blank", "input", "input"]) if depth == 0 else "const"
+    if shape == "input":
+        av = s.fresh("a", VarInfo("attr", info.ns, a))
+        g.q.ins.append(av)
+        g.q.inputs.append(a.name)
+        g.q.tags.add("input_attr")
+        if g.rnd.random() < 0.3:
+            # our engine documents three spellings of an attribute input; DataScript JS takes the string
+            g.q.ours[len(g.q.inputs) - 1] = g.rnd.choice([":" + a.name, {"kw": a.name}])
+            g.q.tags.add("input_attr_spelling")
+        v = s.fresh("v", VarInfo("v", info.ns, a, g.witness_value(info.witness, a)))
+        return [e, av, v]
+    av = s.fresh("a", VarInfo("attr", info.ns, None))
+    if shape == "var":
+        return [e, av, s.fresh("v", VarInfo("v", info.ns, None))]
+    if shape == "blank":
+        return [e, av, Sym("_")]
+    return [e, av, g.witness_value(info.witness, a)]
+
+
+_CMP = ["<", ">", "<=", ">=", "=", "not="]
+
+
+def _holds(op: str, a: Any, b: Any) -> bool:
+    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b, "=": a == b, "not=": a != b}[op]
+
+
+def p_predicate(g: QueryGen, s: Scope, depth: int) -> Any:
+    rnd = g.rnd
+    ints = s.values("int")
+    strs = s.values("str", "id")
+    if rnd.random() < 0.03:
+        return [L((Sym(rnd.choice(_CMP)), rnd.randrange(3), rnd.randrange(3)))]  # constants only
+    if ints and rnd.random() < 0.7:
+        v = rnd.choice(ints)
+        other = rnd.choice(ints)
+        if other != v and rnd.random() < 0.3:
+            return [L((Sym(rnd.choice(_CMP)), Sym(v), Sym(other)))]
+        w = s.vars[v].witness
+        if rnd.random() < 0.15:
+            return [L((Sym(rnd.choice(["even?", "odd?", "pos?", "zero?"])), Sym(v)))]
+        op = rnd.choice(_CMP)
+        if not (isinstance(w, int) and not isinstance(w, bool)):
+            return [L((Sym(op), Sym(v), rnd.randrange(10)))]
+        # a constant that the witness satisfies (misses, when negated)
+        ok = [c for c in (w - 2, w - 1, w, w + 1, w + 2) if _holds(op, w, c) != s.negated]
+        c = rnd.choice(ok) if ok else w
+        if rnd.random() < 0.3:  # constant first: (< 3 ?v) holds when (> ?v 3) does
+            flip = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "not=": "not="}
+            return [L((Sym(flip[op]), c, Sym(v)))]
+        return [L((Sym(op), Sym(v), c))]
+    if strs:
+        v = rnd.choice(strs)
+        w = s.vars[v].witness
+        c = w if isinstance(w, str) else "s0"
+        op = rnd.choice(["=", "not=", "clojure.string/starts-with?", "<", ">="])
+        if op.startswith("clojure"):
+            c = c[: rnd.randint(1, max(1, len(c)))]
+        return [L((Sym(op), Sym(v), c))]
+    return None
+
+
+def p_fn(g: QueryGen, s: Scope, depth: int) -> Any:
+    """Function bindings: arithmetic, str, identity, ground, get-else, get-some, tuple."""
+    rnd = g.rnd
+    ints, strs = s.values("int"), s.values("str", "id")
+    e = _some_entity(g, s)
+    choice = rnd.choice(["arith", "str", "get-else", "get-else", "ground", "identity", "get-some", "tuple"])
+    if choice == "arith" and ints:
+        v = rnd.choice(ints)
+        w = s.vars[v].witness
+        op, k = rnd.choice([("+", 1), ("-", 2), ("*", 3), ("quot", 2), ("mod", 3)])
+        r = s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), None if w is None else 0))
+        return [L((Sym(op), Sym(v), k)), r]
+    if choice == "str" and (strs or ints):
+        v = rnd.choice(strs or ints)
+        r = s.fresh("v", VarInfo("v", None, Attr("_", "", "str")))
+        return [L((Sym("str"), Sym(v), "-x")), r]
+    if choice in ("get-else", "get-some") and e is not None:
+        info = s.vars[e]
+        a = g.attr_of(info.ns, "int", "str")
+        if a is None:
+            return None
+        if choice == "get-some":
+            b = g.attr_of(info.ns, "int", "str") or a
+            g.q.tags.add("get_some")
+            binding = [s.fresh("v", VarInfo("v", info.ns)), s.fresh("v", VarInfo("v", info.ns))]
+            return [L((Sym("get-some"), Sym("$"), Sym(e), Kw(a.name), Kw(b.name))), binding]
+        default = -1 if a.kind == "int" else "none"
+        r = s.fresh("v", VarInfo("v", info.ns, a, g.witness_value(info.witness, a)))
+        return [L((Sym("get-else"), Sym("$"), Sym(e), Kw(a.name), default)), r]
+    if choice == "ground":
+        a = Attr("_", "", "int")
+        r = s.fresh("v", VarInfo("v", None, a, 3))
+        return [L((Sym("ground"), rnd.choice([3, 0]))), r]
+    if choice == "identity" and (ints or strs):
+        v = rnd.choice(ints + strs)
+        info = s.vars[v]
+        if rnd.random() < 0.5:
+            # the result is bound already: a filter (equal values kept)
+            other = rnd.choice([x for x in ints + strs if s.vars[x].attr.kind == info.attr.kind])
+            g.q.tags.add("fn_rebind")
+            return [L((Sym("identity"), Sym(v))), Sym(other) if rnd.random() < 0.8 else Sym("_")]
+        r = s.fresh("v", VarInfo("v", info.ns, info.attr, info.witness))
+        return [L((Sym("identity"), Sym(v))), r]
+    if choice == "tuple" and len(ints + strs) >= 2:
+        a, b = rnd.sample(ints + strs, 2)
+        g.q.tags.add("fn_tuple")
+        return [L((Sym("tuple"), Sym(a), Sym(b))), s.fresh("v", VarInfo("v", None, Attr("_", "", "tuple")))]
+    return None
+
+
+def _attr_wrt_witness(g: QueryGen, info: VarInfo, present: bool) -> Attr:
+    """An attribute the witness has (``present``) or lacks, when there is one."""
+    held = g.ents.get(info.witness, {})
+    cands = [a for a in g.model.of(info.ns) if (a.name in held) == present]
+    return g.rnd.choice(cands) if cands and g.rnd.random() < 0.85 else g.attr_of(info.ns)
+
+
+def p_missing(g: QueryGen, s: Scope, depth: int) -> Any:
+    e = _some_entity(g, s)
+    if e is None:
+        return None
+    a = _attr_wrt_witness(g, s.vars[e], present=s.negated)
+    return [L((Sym("missing?"), Sym("$"), Sym(e), Kw(a.name)))]
+
+
+def p_not(g: QueryGen, s: Scope, depth: int, table: list | None = None) -> Any:
+    if depth > 1 or not s.entities():
+        return None
+    body = g.body(s.child(negated=not s.negated), depth, g.rnd.choice([1, 1, 2]), table)
+    return L((Sym("not"), *body)) if body else None
+
+
+def p_not_in_or(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A ``not`` inside an ``or`` branch: DataScript counts its variables as the branch's too."""
+    return p_not(g, s, depth, OR_BODY)
+
+
+def p_not_join(g: QueryGen, s: Scope, depth: int) -> Any:
+    """(not-join [?e] [?e :T/ref ?x] [?x :U/a c]): the body introduces its own variables."""
+    e = _some_entity(g, s)
+    if depth > 1 or e is None:
+        return None
+    sub = _only(s, e)  # inside not-join only the join variables are bound
+    sub.negated = not s.negated
+    first = p_ref(g, sub, depth + 1) or p_value(g, sub, depth + 1)
+    if first is None:
+        return None
+    rest = g.body(sub, depth, g.rnd.choice([0, 1]))
+    return L((Sym("not-join"), [Sym(e)], first, *rest))
+
+
+def p_or(g: QueryGen, s: Scope, depth: int) -> Any:
+    """(or b1 b2 ...): every branch refines the same one entity variable (and binds nothing new),
+    as DataScript requires the same variables in every branch."""
+    e = _some_entity(g, s)
+    if depth > 1 or e is None:
+        return None
+    branches = []
+    for _ in range(g.rnd.choice([2, 2, 3])):
+        body = g.body(_only(s, e), depth, g.rnd.choice([1, 1, 2]), OR_BODY)
+        if body:
+            branches.append(body[0] if len(body) == 1 else L((Sym("and"), *body)))
+    return L((Sym("or"), *branches)) if len(branches) >= 2 else None
+
+
+def p_or_join(g: QueryGen, s: Scope, depth: int) -> Any:
+    """(or-join [?e] ...) whose branches use private variables; sometimes with [?e] required."""
+    e = _some_entity(g, s)
+    if depth > 1 or e is None:
+        return None
+    branches = []
+    for _ in range(g.rnd.choice([2, 3])):
+        sub = _only(s, e)
+        first = p_ref(g, sub, depth + 1) or p_value(g, sub, depth + 1) or p_const(g, sub, depth + 1)
+        rest = g.body(sub, depth, g.rnd.choice([0, 1]))
+        body = [first, *rest]
+        branches.append(body[0] if len(body) == 1 else L((Sym("and"), *body)))
+    head = [[Sym(e)]] if g.rnd.random() < 0.3 else [Sym(e)]
+    return L((Sym("or-join"), head, *branches))
+
+
+# rule sets: (name, head, body per branch); T is replaced by a type with the needed attributes
+def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A rule call; the rule set is the query's ``%`` input (one per query)."""
+    rnd = g.rnd
+    if depth > 0 or "%" in [str(x) for x in g.q.ins]:
+        return None
+    es = s.entities()
+    if not es:
+        return None
+    e = rnd.choice(es)
+    info = s.vars[e]
+    t = info.ns
+    kinds = []
+    if f"{t}/parent" in g.model.attrs and g.size <= 6000:
+        kinds += ["anc", "anc"]
+    if g.model.of(t, "str", "int"):
+        kinds += ["has", "req", "lacks"]
+    if not kinds:
+        return None
+    kind = rnd.choice(kinds)
+    if kind == "anc":
+        rules = (f"[[(anc ?a ?b) [?a :{t}/parent ?b]] "
+                 f"[(anc ?a ?b) [?a :{t}/parent ?x] (anc ?x ?b)]]")
+        other = s.entities(t)
+        if len(other) > 1 and rnd.random() < 0.3:
+            call = L((Sym("anc"), Sym(e), Sym(rnd.choice([o for o in other if o != e]))))
+        elif rnd.random() < 0.5:
+            call = L((Sym("anc"), Sym(e), s.fresh("e", VarInfo("e", t, witness=None))))
+        else:
+            call = L((Sym("anc"), s.fresh("e", VarInfo("e", t, witness=None)), Sym(e)))
+        g.q.tags.add("rule_recursive")
+    elif kind == "has":
+        a = g.attr_of(t, "str", "int")
+        b = g.attr_of(t, a.kind)  # same type: aggregates over ?v stay well-typed
+        rules = f"[[(has ?e ?v) [?e :{a.name} ?v]] [(has ?e ?v) [?e :{b.name} ?v]]]"
+        if rnd.random() < 0.5:
+            call = L((Sym("has"), Sym(e), g.witness_value(info.witness, a)))
+        else:
+            call = L((Sym("has"), Sym(e), s.fresh("v", VarInfo("v", t, a, g.witness_value(info.witness, a)))))
+        g.q.tags.add("rule")
+    elif kind == "lacks":
+        a = g.attr_of(t, "str", "int")
+        b = g.attr_of(t)
+        rules = (f"[[(lacks ?e ?v) [?e :{a.name} ?v] (not [?e :{b.name} _])] "
+                 f"[(lacks ?e ?v) [?e :{t}/id ?v] [(missing? $ ?e :{a.name})]]]")
+        call = L((Sym("lacks"), Sym(e), s.fresh("v", VarInfo("v", t, None))))
+        g.q.tags.add("rule_not")
+    else:
+        a = g.attr_of(t, "str", "int")
+        rules = f"[[(req [?e] ?v) [?e :{a.name} ?v]]]"
+        call = L((Sym("req"), Sym(e), s.fresh("v", VarInfo("v", t, a, g.witness_value(info.witness, a)))))
+        g.q.tags.add("rule_required")
+    g.q.ins.append(Sym("%"))
+    g.q.inputs.append(rules)
+    return call
+
+
+CLAUSES = [
+    (6, p_value), (7, p_const), (5, p_ref), (2, p_bound_join), (2, p_blank), (2, p_attr_var),
+    (4, p_predicate), (3, p_fn), (2, p_missing), (3, p_not), (2, p_not_join), (2, p_or), (2, p_or_join),
+    (2, p_rule), (1, p_const_entity), (1, p_tx),
+]
+# inside not / or bodies: refinements of bound variables only
+BODY = [(5, p_const), (2, p_blank), (2, p_predicate), (1, p_missing), (1, p_attr_var), (1, p_not),
+        (1, p_bound_join), (1, p_or)]
+OR_BODY = [(5, p_const), (2, p_blank), (1, p_missing), (1, p_not_in_or), (1, p_or)]
+
+
+# -- find productions -------------------------------------------------------------------------
+
+
+def _col(s: Scope, v: str) -> str:
+    return {"e": "e", "attr": "attr"}.get(s.vars[v].kind, "v")
+
+
+def _findable(s: Scope) -> list[str]:
+    return [k for k, v in s.vars.items() if v.kind in ("e", "v", "attr")]
+
+
+def find_vars(g: QueryGen, s: Scope) -> bool:
+    vs = _findable(s)
+    picked = g.rnd.sample(vs, min(len(vs), g.rnd.choice([1, 1, 2, 3])))
+    g.q.find = [Sym(v) for v in picked]
+    g.q.cols = [_col(s, v) for v in picked]
+    return True
+
+
+def find_coll(g: QueryGen, s: Scope) -> bool:
+    find_vars(g, s)
+    g.q.find, g.q.cols = g.q.find[:1], g.q.cols[:1]
+    g.q.kind = "coll"
+    return True
+
+
+def find_single(g: QueryGen, s: Scope) -> bool:
+    """``?x .`` / ``[?x ?y]``: compared as membership in the relation the query would return."""
+    find_vars(g, s)
+    g.q.kind = "scalar" if len(g.q.find) == 1 or g.rnd.random() < 0.5 else "tuple"
+    if g.q.kind == "scalar":
+        g.q.find, g.q.cols = g.q.find[:1], g.q.cols[:1]
+    return True
+
+
+def find_keys(g: QueryGen, s: Scope) -> bool:
+    find_vars(g, s)
+    g.q.keys = [f"k{i}" for i in range(len(g.q.find))]
+    return True
+
+
+_NUM_AGGS = ["sum", "avg", "median", "variance", "stddev", "min", "max", "count", "count-distinct"]
+
+
+def find_agg(g: QueryGen, s: Scope) -> bool:
+    """An aggregate, optionally grouped by one variable and with ``:with``."""
+    rnd = g.rnd
+    ints = [v for v in s.values("int") if s.vars[v].attr and s.vars[v].attr.kind == "int"]
+    anyv = [v for v in s.values() if s.vars[v].attr is not None] + s.entities()
+    if not anyv:
+        return False
+    if ints and rnd.random() < 0.6:
+        v = rnd.choice(ints)
+        fn = rnd.choice(_NUM_AGGS + ["min-n", "max-n", "distinct"])
+    else:
+        v = rnd.choice(anyv)
+        fn = rnd.choice(["count", "count-distinct", "distinct"] + (["min", "max"] if s.vars[v].kind == "v" else []))
+    if fn in ("min-n", "max-n"):
+        agg = L((Sym(fn[:3]), rnd.choice([1, 2, 3]), Sym(v)))
+        col = "list"
+        g.q.tags.add("agg_min_max_n")
+    else:
+        agg = L((Sym(fn), Sym(v)))
+        col = {"distinct": "set-e" if s.vars[v].kind == "e" else "set"}.get(fn, "v")
+    others = [x for x in _findable(s) if x != v and s.vars[x].kind != "attr"]
+    find, cols = [], []
+    if others and rnd.random() < 0.5:
+        k = rnd.choice(others)
+        find, cols = [Sym(k)], [_col(s, k)]
+    g.q.find, g.q.cols = find + [agg], cols + [col]
+    rest = [x for x in others if Sym(x) not in find]
+    if rest and rnd.random() < 0.6:
+        g.q.with_ = [rnd.choice(rest)]
+    elif rnd.random() < 0.03:
+        g.q.with_ = [v]  # invalid: DataScript rejects ":find and :with should not use same variables"
+        g.q.tags.add("with_aggregated_var")
+    if not find and rnd.random() < 0.5:
+        g.q.kind = "scalar"
+    return True
+
+
+_PULLS = [
+    lambda t, m: ["*"],
+    lambda t, m: [Kw(f"{t}/id")] + [Kw(a.name) for a in m.of(t, "int", "str", "bool")][:2],
+    lambda t, m: [Kw(f"{t}/id")] + [{Kw(a.name): [Kw(f"{a.target}/id")]} for a in m.of(t, "ref")][:1],
+    lambda t, m: [Kw(f"{t}/id")] + [Kw(f"{a.ns}/_{a.name.split('/')[1]}") for a in m.attrs.values()
+                                     if a.kind == "ref" and a.target == t][:1],
+]
+
+
+def find_pull(g: QueryGen, s: Scope) -> bool:
+    es = s.entities()
+    if not es:
+        return False
+    e = g.rnd.choice(es)
+    pat = g.rnd.choice(_PULLS)(s.vars[e].ns, g.model)
+    pat = [Sym("*") if x == "*" else x for x in pat]
+    g.q.find, g.q.cols = [L((Sym("pull"), Sym(e), _pull_edn(pat)))], ["pull"]
+    return True
+
+
+def _pull_edn(pat: list) -> Any:
+    return [_Map(*next(iter(x.items()))) if isinstance(x, dict) else x for x in pat]
+
+
+FINDS = [(8, find_vars), (2, find_coll), (2, find_single), (1, find_keys), (5, find_agg), (2, find_pull)]
