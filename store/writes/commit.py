@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..blobs import BlobStore
-from ..errors import NotFoundError, StoreError, ValidationError, WriteFailedError
+from ..errors import InternalError, NotFoundError, StoreError, ValidationError, WriteFailedError, echoed
 from ..rows import branch, schema
 from ..settings import Settings
 from .context import GroupState, WriteContext
@@ -53,14 +53,21 @@ def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], 
 
 
 def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
-    write_id = raw.get("write_id") if isinstance(raw, dict) else None
+    """The rejection receipt of `raw`: its write id and session echoed back bounded (`echo`)."""
+    write_id = raw.get("write_id") if isinstance(raw, dict) else getattr(raw, "write_id", None)
     session = raw.get("session") if isinstance(raw, dict) else None
     return {
-        "write_id": write_id if isinstance(write_id, str) else None,
+        "write_id": echoed(write_id) if isinstance(write_id, str) else None,
         "status": "rejected",
-        "session": session if isinstance(session, str) else None,
+        "session": echoed(session) if isinstance(session, str) else None,
         "error": error.as_dict(),
     }
+
+
+def unexpected(raw: Any, exc: Exception) -> dict[str, Any]:
+    """A bug met while parsing or planning one write: that write is rejected alone, never the group."""
+    log.exception("write %r could not be planned", echoed(raw.get("write_id") if isinstance(raw, dict) else None))
+    return rejection(raw, InternalError(f"{type(exc).__name__}: {exc}"))
 
 
 def duplicate(receipt: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +96,9 @@ class GroupCommit:
             except StoreError as exc:
                 parsed.append(None)
                 receipts.append(rejection(raw, exc))
+            except Exception as exc:  # noqa: BLE001 - no write may fail its group
+                parsed.append(None)
+                receipts.append(unexpected(raw, exc))
         known = self._stored_receipts([p.write_id for p in parsed if p is not None])
 
         savepoint = self.conn.begin_nested()
@@ -96,7 +106,7 @@ class GroupCommit:
             group = self._plan_group(raws, parsed, receipts, known, at)
             self._execute(group, at)
             savepoint.commit()
-        except STORAGE_FAILURES as exc:
+        except Exception as exc:  # noqa: BLE001 - storage, or a write the plan missed: isolate it
             savepoint.rollback()
             log.warning("group commit failed (%s); retrying one write per savepoint", exc)
             for i, write in enumerate(parsed):
@@ -111,6 +121,9 @@ class GroupCommit:
                 except STORAGE_FAILURES as failure:
                     sub.rollback()
                     one[0] = rejection(raws[i], WriteFailedError(f"could not be stored: {failure}"))
+                except Exception as failure:  # noqa: BLE001 - no write may fail its group
+                    sub.rollback()
+                    one[0] = unexpected(raws[i], failure)
                 receipts[i] = one[0]
         rejected = [(raws[i], r) for i, r in enumerate(receipts) if r is not None and r["status"] == "rejected"]
         if rejected:
@@ -145,12 +158,13 @@ class GroupCommit:
                 continue
             try:
                 ctx = self._plan(group, write, at)
+                receipts[i] = self._merge(group, ctx, at)
             except StoreError as exc:
                 if isinstance(exc, ValidationError) and exc.write_id is None:
                     exc = ValidationError(exc.message, write_id=write.write_id)
                 receipts[i] = rejection(raws[i], exc)
-                continue
-            receipts[i] = self._merge(group, ctx, at)
+            except Exception as exc:  # noqa: BLE001 - no write may fail its group
+                receipts[i] = unexpected(raws[i], exc)
         return group
 
     def _plan(self, group: GroupState, write: ParsedWrite, at: str) -> WriteContext:
@@ -173,6 +187,19 @@ class GroupCommit:
     def _merge(self, group: GroupState, ctx: WriteContext, at: str) -> dict[str, Any]:
         """The write is good: fold its staged changes into the group and build its receipt."""
         assert ctx.session is not None
+        receipt = {
+            "write_id": ctx.write_id,
+            "status": "committed",
+            "tx_id": ctx.tx_id,
+            "session": ctx.sid,
+            "event_ids": ctx.event_ids,
+            "ids": ctx.ids,
+            "blobs": sorted(ctx.blobs),
+            "heads": ctx.head_moves,
+            "at": at,
+        }
+        # encoded before the group is touched: a write that cannot be encoded is rejected alone
+        stored_receipt, facts = _json.encode(receipt), _json.encode(facts_for(ctx))
         group.sessions[ctx.sid] = ctx.session
         group.dirty_sessions.add(ctx.sid)
         group.rows.update(ctx.staged)
@@ -187,24 +214,11 @@ class GroupCommit:
                 group.batch.add(bid, data)
                 group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
                                         "created_at": at, "status": "ok"})
-        receipt = {
-            "write_id": ctx.write_id,
-            "status": "committed",
-            "tx_id": ctx.tx_id,
-            "session": ctx.sid,
-            "event_ids": ctx.event_ids,
-            "ids": ctx.ids,
-            "blobs": sorted(ctx.blobs),
-            "heads": ctx.head_moves,
-            "at": at,
-        }
-        facts = facts_for(ctx)
         group.appended.setdefault("tx", []).append({
-            "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at,
-            "facts": _json.encode(facts)})
+            "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at, "facts": facts})
         group.appended.setdefault("writes", []).append({
             "write_id": ctx.write_id, "session_id": ctx.sid, "tx_id": ctx.tx_id,
-            "receipt": _json.encode(receipt), "committed_at": at})
+            "receipt": stored_receipt, "committed_at": at})
         group.receipts[ctx.write_id] = receipt
         group.next_tx += 1
         return receipt

@@ -20,6 +20,7 @@ import msgspec
 
 from ..errors import ValidationError
 from ..settings import Settings
+from .values import check_values
 
 # Names that end up in keys and CLI arguments: no '/', no '#', no path tricks, bounded.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -213,6 +214,14 @@ class ParsedWrite(msgspec.Struct):
     events: list[Event | Annotation]
 
 
+class Undecoded(msgspec.Struct):
+    """A write that was never decoded: its broker message was over the size limit, so the writer
+    only found its id in the raw body (or none). `parse_write` rejects it with `reason`."""
+
+    write_id: str | None
+    reason: str
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -242,10 +251,13 @@ def unknown_type(kind: str, write_id: str | None, index: int) -> ValidationError
 
 def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
     """Validate one write (plain data) into typed records, or raise ValidationError."""
+    if isinstance(raw, Undecoded):
+        raise ValidationError(raw.reason, write_id=raw.write_id)
     if not isinstance(raw, dict):
         raise ValidationError(f"Expected `object`, got `{type(raw).__name__}`: a write must be a JSON object")
     write_id = raw.get("write_id")
     write_id = write_id if isinstance(write_id, str) else None
+    check_values(raw, settings)  # before typing: surrogates, NaN, depth and size, named by field
     try:
         write = msgspec.convert(raw, SessionWrite)
     except msgspec.ValidationError as exc:
