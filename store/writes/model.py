@@ -29,7 +29,10 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Cost = Annotated[float, msgspec.Meta(ge=0)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
-At = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")]
+#: ISO-8601 with a time zone, as every event's `at` (annotations' too)
+AT_PATTERN = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$"
+AT_RE = re.compile(AT_PATTERN)
+At = Annotated[str, msgspec.Meta(pattern=AT_PATTERN)]
 UNSET: Any = msgspec.UNSET
 
 
@@ -226,13 +229,21 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: msgspec names a missing or unknown field in its message, not in its path (`$`)
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
 def _field_of(exc: msgspec.ValidationError) -> tuple[str | None, str]:
     text = str(exc)
     match = re.search(r" - at `\$(?:\.([A-Za-z_]+))?.*`$", text)
     message = text[: match.start()] if match else text
     if "matching regex" in message and NAME_PATTERN in message:
         message = "must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-    return (match.group(1) if match else None), message
+    if "matching regex" in message and AT_PATTERN in message:
+        message = "expected an ISO-8601 timestamp with a time zone, like 2026-01-01T12:00:00Z"
+    field = match.group(1) if match else None
+    named = _NAMED_FIELD.match(message)
+    return (field or (named.group(1) if named else None)), message
 
 
 def closest_type(kind: str) -> str:
@@ -286,8 +297,9 @@ def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
             raise unknown_type(kind, write_id, index)
         if model is None:
             at = data.get("at")
-            if at is not None and not isinstance(at, str):
-                raise ValidationError("expected a timestamp string", write_id=write_id, event_index=index, field="at")
+            if at is not None and not (isinstance(at, str) and len(at) <= 40 and AT_RE.match(at)):
+                raise ValidationError("expected an ISO-8601 timestamp with a time zone, like 2026-01-01T12:00:00Z",
+                                      write_id=write_id, event_index=index, field="at")
             fields = {k: v for k, v in data.items() if k not in ("type", "at")}
             events.append(Annotation(type=kind, at=at, fields=fields))
             continue

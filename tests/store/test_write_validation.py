@@ -67,3 +67,57 @@ def test_max_write_bytes_is_enforced_per_write(tmp_path):
         assert "at most 10000" in receipts[0]["error"]["message"]
         assert int(receipts[0]["error"]["message"].split("write of ")[1].split(" bytes")[0]) > 12000
 
+
+@pytest.mark.parametrize("at", ["yesterday", "x" * 1_000_000, "2026-01-01T00:00:00"])
+def test_an_annotation_at_is_validated_like_any_event_at(store, at):
+    receipt = store.commit_many([write("s", {"type": "session/started"}, {"type": "agent/thought", "at": at})])[0]
+    assert receipt["status"] == "rejected"
+    assert receipt["error"]["field"] == "at" and receipt["error"]["event_index"] == 1
+    assert len(json.dumps(receipt)) < 2000
+
+
+def test_an_annotation_with_a_good_at_is_kept(store):
+    at = "2026-01-01T00:00:00.5+02:00"
+    assert store.commit(write("s", {"type": "session/started"}, {"type": "agent/thought", "at": at}))["status"] \
+        == "committed"
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize(("event", "field"), [
+    ({"type": "call/put", "call_id": 1, "status": "completed"}, "cost"),
+    ({"type": "agent/metric"}, "value"),
+    ({"type": "call/put", "call_id": 1, "status": "completed", "response": None}, "response"),
+])
+def test_non_finite_numbers_are_rejected_wherever_a_number_is_stored(store, number, event, field):
+    store.commit(write("s", {"type": "session/started"}, {"type": "call/started"}))
+    receipt = store.commit_many([write("s", {**event, field: number})])[0]
+    assert receipt["status"] == "rejected" and receipt["error"]["field"] == field
+    assert "no JSON form" in receipt["error"]["message"]
+    assert store.view("s")["calls"][0]["cost"] is None
+
+
+@pytest.mark.parametrize(("raw", "field", "event_index"), [
+    ({"session": "s", "events": [{"type": "session/started"}]}, "write_id", None),
+    ({"write_id": "w", "events": [{"type": "session/started"}]}, "session", None),
+    ({"write_id": "w", "session": "s"}, "events", None),
+    ({"write_id": "w", "session": "s", "events": [{"type": "session/started"}], "extra": 1}, "extra", None),
+    ({"write_id": "w", "session": "s", "events": [{"type": "message/added", "content": "x"}]}, "role", 0),
+    ({"write_id": "w", "session": "s", "events": [{"type": "session/started", "titel": "x"}]}, "titel", 0),
+])
+def test_missing_and_unknown_field_rejections_name_the_field(store, raw, field, event_index):
+    receipt = store.commit_many([raw])[0]
+    assert receipt["status"] == "rejected"
+    assert receipt["error"]["field"] == field and receipt["error"].get("event_index") == event_index
+    assert rows(store, "SELECT field FROM rejected_writes") == [(field,)]
+
+
+def test_what_a_rejection_echoes_back_is_bounded(store):
+    huge = "w" * 10_000_000
+    raw = {"write_id": huge, "session": huge, "events": [{"type": "message/added", "role": huge, "content": 1}]}
+    receipt = store.commit_many([raw])[0]
+    assert receipt["status"] == "rejected"
+    assert len(json.dumps(receipt)) < 3000
+    assert receipt["write_id"].startswith("w" * 200) and receipt["write_id"].endswith("…(10000000 bytes)")
+    ((size,),) = rows(store, "SELECT length(write_id) + length(message) + length(error) + length(session_id)"
+                             " FROM rejected_writes")
+    assert size < 5000
