@@ -122,6 +122,20 @@ class ConflictError(StoreError):
         self.event_index = event_index
 
 
+class IdConflictError(ConflictError):
+    """A write id already committed with different content: the new content was NOT applied.
+    (The same id with the same content is a duplicate delivery and gets the stored receipt.)"""
+
+    kind = "write/id-conflict"
+
+    def __init__(self, write_id: str, committed_tx: int | None) -> None:
+        super().__init__(
+            f"write {echo(write_id)!r} was already committed (tx {committed_tx}) with different content;"
+            " a write id names one write: give a new write a new id",
+            write_id=write_id, committed_tx=committed_tx)
+        self.write_id, self.committed_tx = write_id, committed_tx
+
+
 class HeadConflictError(ConflictError):
     """Compare-and-set on a session's current head failed: another head is current."""
 

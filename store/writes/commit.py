@@ -25,12 +25,21 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import blake3
 import msgspec
 from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..blobs import BlobStore
-from ..errors import InternalError, NotFoundError, StoreError, ValidationError, WriteFailedError, echoed
+from ..errors import (
+    IdConflictError,
+    InternalError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+    WriteFailedError,
+    echoed,
+)
 from ..rows import branch, schema
 from ..settings import Settings
 from .context import GroupState, WriteContext
@@ -70,6 +79,12 @@ def unexpected(raw: Any, exc: Exception) -> dict[str, Any]:
     return rejection(raw, InternalError(f"{type(exc).__name__}: {exc}"))
 
 
+def content_digest(raw: dict[str, Any]) -> str:
+    """blake3 of the canonical JSON of a write's content, `{"session", "events"}` (its id aside):
+    what tells a re-delivery of a write from another write under the same id."""
+    return "blake3:" + blake3.blake3(_json.encode({"session": raw["session"], "events": raw["events"]})).hexdigest()
+
+
 def duplicate(receipt: dict[str, Any]) -> dict[str, Any]:
     """The answer to a write id already applied: its stored receipt (the original tx id, ids
     and time), marked `duplicate` so the producer knows this delivery wrote nothing. `status`
@@ -91,7 +106,9 @@ class GroupCommit:
         receipts: list[dict[str, Any] | None] = []
         for raw in raws:
             try:
-                parsed.append(parse_write(raw, self.settings))
+                write = parse_write(raw, self.settings)
+                write.digest = content_digest(raw)
+                parsed.append(write)
                 receipts.append(None)
             except StoreError as exc:
                 parsed.append(None)
@@ -131,15 +148,15 @@ class GroupCommit:
         return [r for r in receipts if r is not None]
 
     # -- plan ---------------------------------------------------------------------------
-    def _stored_receipts(self, write_ids: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def _stored_receipts(self, write_ids: list[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """write id -> (stored receipt, content digest or None) of the ids already committed."""
+        found: dict[str, tuple[dict[str, Any], str | None]] = {}
+        c = schema.writes.c
         for start in range(0, len(write_ids), 500):
             chunk = write_ids[start : start + 500]
-            rows = self.conn.execute(
-                select(schema.writes.c.write_id, schema.writes.c.receipt).where(schema.writes.c.write_id.in_(chunk))
-            )
-            for write_id, receipt in rows:
-                found[write_id] = msgspec.json.decode(receipt)
+            rows = self.conn.execute(select(c.write_id, c.receipt, c.digest).where(c.write_id.in_(chunk)))
+            for write_id, receipt, digest in rows:
+                found[write_id] = (msgspec.json.decode(receipt), digest)
         return found
 
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
@@ -152,9 +169,9 @@ class GroupCommit:
         for i, write in enumerate(parsed):
             if write is None:
                 continue
-            done = known.get(write.write_id) or group.receipts.get(write.write_id)
+            done = known.get(write.write_id) or group.committed.get(write.write_id)
             if done is not None:
-                receipts[i] = duplicate(done)
+                receipts[i] = self._again(raws[i], write, *done)
                 continue
             try:
                 ctx = self._plan(group, write, at)
@@ -166,6 +183,14 @@ class GroupCommit:
             except Exception as exc:  # noqa: BLE001 - no write may fail its group
                 receipts[i] = unexpected(raws[i], exc)
         return group
+
+    @staticmethod
+    def _again(raw: Any, write: ParsedWrite, receipt: dict[str, Any], digest: str | None) -> dict[str, Any]:
+        """A write id already committed: the same content (or a row from before digests, NULL:
+        unknown, taken as the same) is a duplicate delivery; other content is a conflict."""
+        if digest is None or digest == write.digest:
+            return duplicate(receipt)
+        return rejection(raw, IdConflictError(write.write_id, receipt.get("tx_id")))
 
     def _plan(self, group: GroupState, write: ParsedWrite, at: str) -> WriteContext:
         sid = self._resolve_alias(group, write.session)
@@ -218,8 +243,8 @@ class GroupCommit:
             "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at, "facts": facts})
         group.appended.setdefault("writes", []).append({
             "write_id": ctx.write_id, "session_id": ctx.sid, "tx_id": ctx.tx_id,
-            "receipt": stored_receipt, "committed_at": at})
-        group.receipts[ctx.write_id] = receipt
+            "receipt": stored_receipt, "committed_at": at, "digest": ctx.digest})
+        group.committed[ctx.write_id] = (receipt, ctx.digest)
         group.next_tx += 1
         return receipt
 

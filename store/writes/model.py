@@ -215,6 +215,8 @@ class ParsedWrite(msgspec.Struct):
     write_id: str
     session: str
     events: list[Event | Annotation]
+    #: blake3 of the write's canonical content (`commit.content_digest`), set by the group commit
+    digest: str | None = None
 
 
 class Undecoded(msgspec.Struct):

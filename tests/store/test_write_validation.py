@@ -6,12 +6,14 @@ Real store roots (SQLite files and blob files); writes as plain data, as decoded
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from helpers import message, started, write
 from sqlalchemy import text
 
 from sessiondb.store import Settings, Store
+from sessiondb.store.rows.schema import SCHEMA_VERSION
 
 SURROGATE = json.loads('"\\ud800"')  # legal as a JSON escape, not encodable as UTF-8
 
@@ -121,3 +123,35 @@ def test_what_a_rejection_echoes_back_is_bounded(store):
     ((size,),) = rows(store, "SELECT length(write_id) + length(message) + length(error) + length(session_id)"
                              " FROM rejected_writes")
     assert size < 5000
+
+
+def test_a_write_id_resent_with_the_same_content_is_a_duplicate_with_other_content_a_conflict(store):
+    first = store.commit(write("s", {"type": "session/started"}, message("one"), write_id="w1"))
+    again = store.commit_many([write("s", {"type": "session/started"}, message("one"), write_id="w1")])[0]
+    assert again == {**first, "duplicate": True}
+    other = store.commit_many([write("s", message("two"), write_id="w1"), write("s", message("three"))])
+    assert [r["status"] for r in other] == ["rejected", "committed"]
+    assert other[0]["error"]["type"] == "write/id-conflict" and other[0]["write_id"] == "w1"
+    assert other[0]["error"]["committed_tx"] == first["tx_id"]
+    assert [m["content"] for m in store.message_records("s", include_content=True)] == ["one", "three"]
+    assert rows(store, "SELECT write_id, error_type FROM rejected_writes") == [("w1", "write/id-conflict")]
+
+
+def test_within_one_group_a_second_write_under_the_same_id_is_a_duplicate_or_a_conflict(store):
+    start = write("s", {"type": "session/started"}, write_id="a")
+    receipts = store.commit_many([start, dict(start), write("s", message("other"), write_id="a")])
+    assert [r["status"] for r in receipts] == ["committed", "committed", "rejected"]
+    assert receipts[1]["duplicate"] and receipts[2]["error"]["type"] == "write/id-conflict"
+
+
+def test_a_write_committed_before_digests_is_taken_as_the_same_content(tmp_path):
+    with Store.open(tmp_path / "s") as store:
+        first = store.commit(write("s", {"type": "session/started"}, write_id="old"))
+    with sqlite3.connect(tmp_path / "s" / "store.sqlite") as db:  # a v2 store: no digest column
+        db.executescript("ALTER TABLE writes DROP COLUMN digest;"
+                         " UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+    with Store.open(tmp_path / "s") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert rows(store, "SELECT write_id, digest FROM writes") == [("old", None)]
+        again = store.commit_many([write("s", message("anything"), write_id="old")])[0]
+        assert again == {**first, "duplicate": True}

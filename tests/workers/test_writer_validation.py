@@ -65,3 +65,15 @@ def test_oversize_writes_and_messages_are_rejected_and_several_in_one_group_do_n
         assert messages_of(store, "v") == ["ok 0", "ok 1", "ok 2"]
     assert sorted(w for w, _type, _field in dead_letters(fleet)) == sorted(
         [f"huge-{k}" for k in range(3)] + [f"big-{k}" for k in range(3)])
+
+
+def test_a_write_id_resent_with_other_content_through_the_fleet_is_an_id_conflict(fleet):
+    fleet.writer()
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    first = fleet.app.send_task(COMMIT, args=[[start, good("v1", "one")]]).get(timeout=60)
+    again = fleet.app.send_task(COMMIT, args=[[good("v1", "one"), good("v1", "two")]]).get(timeout=60)
+    assert again[0] == {**first[1], "duplicate": True}
+    assert again[1]["status"] == "rejected" and again[1]["error"]["type"] == "write/id-conflict"
+    with fleet.store() as store:
+        assert messages_of(store, "v") == ["one"]
+    assert dead_letters(fleet) == [("v1", "write/id-conflict", None)]
