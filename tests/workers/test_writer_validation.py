@@ -77,3 +77,15 @@ def test_a_write_id_resent_with_other_content_through_the_fleet_is_an_id_conflic
     with fleet.store() as store:
         assert messages_of(store, "v") == ["one"]
     assert dead_letters(fleet) == [("v1", "write/id-conflict", None)]
+
+
+def test_a_group_gathers_at_most_group_commit_max_bytes_of_messages(fleet):
+    fleet.extra_env.update(SESSIONDB_GROUP_COMMIT_MAX_BYTES="40000", SESSIONDB_GROUP_COMMIT_WAIT_MS="500")
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    sent = [fleet.app.send_task(COMMIT, args=[[start]])]
+    sent += [fleet.app.send_task(COMMIT, args=[[good(f"g-{k}", f"{k}:" + "g" * 15_000)]]) for k in range(10)]
+    wait_until(lambda: fleet.redis.llen(WRITES) == len(sent), 60, "queued messages")
+    fleet.writer()
+    assert {r["status"] for result in sent for r in result.get(timeout=60)} == {"committed"}
+    # ~15 KB per message, at most 40,000 bytes per group: never more than two messages a group
+    assert int(fleet.stats()["groups"]) >= 5
