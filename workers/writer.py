@@ -3,8 +3,10 @@
 Celery's default strategy runs one task per message. For `writes.commit` the worker uses
 `group_commit_strategy` instead (named on the task class): each delivered message is
 decoded (JSON only — a pickled message raises `ContentDisallowed` here and Celery
-rejects it) and buffered; the buffer is committed when it holds
-`Settings.group_commit_max` writes or `Settings.group_commit_wait_ms` after its first
+rejects it; a body over `Settings.message_limit` is not decoded at all: its writes are
+rejected from the raw bytes, `workers.raw_body`) and buffered; the buffer is committed when
+it holds `Settings.group_commit_max` writes or `group_commit_max_bytes` of message bodies
+(flushed before a message that would pass it), or `Settings.group_commit_wait_ms` after its first
 message — extended, up to `GROUP_COMMIT_MAX_EXTENSIONS` waits, while a backlog waits in
 Redis, so that a backlog is drained in big groups rather than a few writes per fsync.
 A group is ONE `store.commit_many` call, in the consumer thread (like the solo pool),

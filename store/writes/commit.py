@@ -12,8 +12,11 @@ The write path is parse -> plan -> execute:
 If execution itself fails (it should not: the plan checked everything), the group is redone
 one write per SAVEPOINT, so a write the planner missed is still rejected alone.
 
-This module is the one place where "already applied" is decided (write id -> receipt): a
-write id seen before gets its stored receipt back, marked `"duplicate": true`.
+This module is the one place where "already applied" is decided (write id -> receipt and
+content digest): a write id seen before with the same content gets its stored receipt back,
+marked `"duplicate": true`; with other content it is rejected (`write/id-conflict`). No
+single write can fail its group: any exception while parsing or planning one write is a
+rejection of that write alone.
 It never imports Celery; the writer worker calls `commit_many`.
 """
 
