@@ -11,6 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+#: at most this many characters of any value a rejection echoes back (write id, field, ...)
+ECHO_MAX_CHARS = 200
+#: a message quotes values of its own (msgspec's "Invalid enum value ..."): bounded too
+MESSAGE_MAX_CHARS = 1000
+
+
+def echo(value: str, limit: int = ECHO_MAX_CHARS) -> str:
+    """`value` as it may be echoed back in an error, a receipt or a dead-letter row: lone
+    surrogates escaped (they cannot be encoded as UTF-8: the receipt itself would fail) and at
+    most `limit` characters, so a 10 MB write id does not make a 30 MB rejection."""
+    if not value.isascii():
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}…({len(value.encode('utf-8'))} bytes)"
+
+
+def echoed(value: Any, limit: int = ECHO_MAX_CHARS) -> Any:
+    """`echo` of a string; other values (ids, counts, None) unchanged."""
+    return echo(value, limit) if isinstance(value, str) else value
+
 
 class StoreError(Exception):
     """Base of all sessiondb storage errors."""
@@ -28,8 +49,10 @@ class StoreError(Exception):
         self.data = {k: v for k, v in data.items() if v is not None}
 
     def as_dict(self) -> dict[str, Any]:
-        """The error as plain data: what a rejection receipt and a dead-letter row record."""
-        return {"type": self.kind, "message": self.message, **self.data}
+        """The error as plain data: what a rejection receipt and a dead-letter row record
+        (every string bounded and encodable: `echo`)."""
+        data = {name: echoed(value) for name, value in self.data.items()}
+        return {"type": self.kind, "message": echo(self.message, MESSAGE_MAX_CHARS), **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StoreError:
@@ -61,6 +84,7 @@ class ValidationError(StoreError):
         field: str | None = None,
         **data: Any,
     ) -> None:
+        write_id, field = echoed(write_id), echoed(field)
         where = []
         if write_id is not None:
             where.append(f"write {write_id!r}")
@@ -96,6 +120,20 @@ class ConflictError(StoreError):
     def __init__(self, message: str, *, event_index: int | None = None, **data: Any) -> None:
         super().__init__(message, event_index=event_index, **data)
         self.event_index = event_index
+
+
+class IdConflictError(ConflictError):
+    """A write id already committed with different content: the new content was NOT applied.
+    (The same id with the same content is a duplicate delivery and gets the stored receipt.)"""
+
+    kind = "write/id-conflict"
+
+    def __init__(self, write_id: str, committed_tx: int | None) -> None:
+        super().__init__(
+            f"write {echo(write_id)!r} was already committed (tx {committed_tx}) with different content;"
+            " a write id names one write: give a new write a new id",
+            write_id=write_id, committed_tx=committed_tx)
+        self.write_id, self.committed_tx = write_id, committed_tx
 
 
 class HeadConflictError(ConflictError):

@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: limits that make hostile input a clean rejection
     max_payload_bytes: int = 16 * 1024 * 1024
     max_write_bytes: int = 64 * 1024 * 1024
+    #: the writer does not even decode a broker message larger than this (0: 3 x max_write_bytes
+    #: + 1 MiB, room for one write at the limit whose every character JSON escapes as \uXXXX)
+    max_message_bytes: int = 0
     max_events_per_write: int = 10_000
     max_nesting_depth: int = 64
     #: integrity: orphans younger than this are left alone (a write may be in flight)
@@ -64,6 +67,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: fleet: workers send Celery task events from the start. Off by default, as in Celery: each
     #: event is a Redis round trip per message, and Flower turns them on itself (enable_events)
     task_events: bool = False
+    #: fleet: ... and at most this many bytes of broker messages (it bounds the writer's memory)
+    group_commit_max_bytes: int = 64 * 1024 * 1024
     #: fleet: while a backlog waits, the writer gathers a group for up to this many waits
     group_commit_max_extensions: int = 20
     #: producers: writes and bytes per broker message, and how long a write lingers for more
@@ -89,6 +94,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: `sessiondb up`: seconds for the writer to take its lock, every worker to answer a ping and
     #: Flower to answer HTTP; past it everything is stopped and `up` exits non-zero
     fleet_start_timeout_s: float = 120.0
+
+    @property
+    def message_limit(self) -> int:
+        """The largest broker message body the writer decodes (`max_message_bytes`)."""
+        return self.max_message_bytes or 3 * self.max_write_bytes + 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -39,7 +39,8 @@ import msgspec
 import redis
 from celery import Celery
 
-from sessiondb.store import Settings, raise_for
+from sessiondb.store import Settings, ValidationError, raise_for
+from sessiondb.store.writes.values import check_values
 
 from . import receipts, routing
 from .broker import check_broker, printable_url
@@ -47,6 +48,55 @@ from .celery_app import BROKER_FILE, configured_broker, make_app
 from .errors import BrokerUnreachableError, ClientClosedError, NoBrokerError, ReceiptTimeout
 
 _json_size = msgspec.json.Encoder(enc_hook=str).encode  # 8x faster than json.dumps for a 1 KiB write
+
+
+def _check_depth(events: list[dict[str, Any]], write_id: str, max_depth: int) -> None:
+    """Nesting below each event field bounded as the store bounds it (an iterative walk of the
+    containers only: a 10,000-deep payload must not exhaust the producer's stack)."""
+    for index, event in enumerate(events):
+        for name, value in event.items():
+            stack = [(value, 1)]
+            while stack:
+                item, depth = stack.pop()
+                if depth > max_depth:
+                    raise ValidationError(f"nested deeper than {max_depth} levels", write_id=write_id,
+                                          event_index=index, field=name)
+                if isinstance(item, dict):
+                    stack.extend((sub, depth + 1) for sub in item.values())
+                elif isinstance(item, list | tuple):
+                    stack.extend((sub, depth + 1) for sub in item)
+
+
+def check_shape(write: Any, settings: Settings) -> None:
+    """The cheap producer-side checks of a write, before it is published: an object with string
+    ids, a list of event objects, nesting bounded. Raises the store's `ValidationError` with the
+    fields the store would use; everything else is the writer's to check (its rejection receipt)."""
+    if not isinstance(write, dict):
+        raise ValidationError(f"Expected `object`, got `{type(write).__name__}`: a write must be a JSON object")
+    write_id = write.get("write_id")
+    if not isinstance(write_id, str) or not write_id:
+        raise ValidationError(f"a write needs a non-empty string write_id, got {type(write_id).__name__}",
+                              field="write_id")
+    if not isinstance(write.get("session"), str):
+        raise ValidationError("Expected `str` session", write_id=write_id, field="session")
+    events = write.get("events")
+    if not isinstance(events, list):
+        raise ValidationError(f"Expected `array`, got `{type(events).__name__}`", write_id=write_id, field="events")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise ValidationError(f"Expected `object`, got `{type(event).__name__}`: an event must be a JSON object",
+                                  write_id=write_id, event_index=index)
+    _check_depth(events, write_id, settings.max_nesting_depth)
+
+
+def _size_of(write: dict[str, Any], settings: Settings) -> int:
+    """About the bytes the message will carry for `write`; a write with no JSON form (a lone
+    surrogate) is refused here, naming the field as the store would."""
+    try:
+        return len(_json_size(write))
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError) as exc:
+        check_values(write, settings)  # raises the store's ValidationError naming the field
+        raise ValidationError(f"the write has no JSON form: {exc}", write_id=write["write_id"]) from None
 PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
 
 
@@ -195,8 +245,12 @@ class SessionClient:
             write's receipt.
 
         Raises:
+            ValidationError: the write's shape is wrong (see `submit`).
             ClientClosedError: the client was closed.
         """
+        if isinstance(events, str | bytes | dict) or not isinstance(events, Iterable):
+            raise ValidationError(f"Expected `array`, got `{type(events).__name__}`", write_id=write_id,
+                                  field="events")
         return self.submit({"write_id": write_id or uuid.uuid4().hex, "session": session, "events": list(events)})
 
     def write_many(self, writes: Iterable[dict[str, Any]]) -> list[WriteHandle]:
@@ -209,7 +263,8 @@ class SessionClient:
         Returns:
             One `WriteHandle` per write, in order.
         """
-        return [self.submit({**w, "write_id": w.get("write_id") or uuid.uuid4().hex}) for w in writes]
+        return [self.submit({**w, "write_id": w.get("write_id") or uuid.uuid4().hex} if isinstance(w, dict) else w)
+                for w in writes]
 
     def submit(self, write: dict[str, Any]) -> WriteHandle:
         """Enqueue a complete write, `{"write_id": str, "session": str, "events": [...]}`, as given.
@@ -218,14 +273,15 @@ class SessionClient:
             Its `WriteHandle`.
 
         Raises:
-            ValueError: the write has no non-empty string `write_id`.
+            ValidationError: the write is not an object with a non-empty string `write_id`, a
+                string `session` and a list of event objects, or it is nested too deep
+                (`write/invalid`, with the fields the store would name).
             ClientClosedError: the client was closed.
         """
-        write_id = write.get("write_id")
-        if not isinstance(write_id, str) or not write_id:
-            raise ValueError(f"a write needs a non-empty string write_id, got {write_id!r}")
-        handle = WriteHandle(write_id, str(write.get("session")), self._broker_unreachable)
-        size = len(_json_size(write))  # what the message will carry, about
+        check_shape(write, self.settings)
+        write_id = write["write_id"]
+        handle = WriteHandle(write_id, write["session"], self._broker_unreachable)
+        size = _size_of(write, self.settings)  # what the message will carry, about
         with self._cond:
             if self._closed:
                 raise ClientClosedError()

@@ -42,6 +42,7 @@ class Delivery:
     reject: Any = None
     receipts: list[Receipt] = field(default_factory=list)
     widened: bool = False  # the prefetch window was widened for it (narrowed again when it is settled)
+    size: int = 0  # bytes of its raw body (the group's bytes are bounded)
 
 
 def commit_group(store: Store, deliveries: Sequence[Delivery]) -> None:
@@ -68,6 +69,6 @@ def _commit(store: Store, writes: list[dict[str, Any]]) -> list[Receipt]:
         except (OperationalError, OSError) as exc:
             raise RetryLater(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - the writer must outlive any input
-            log.exception("write %r could not be committed", write.get("write_id"))
+            log.exception("write %r could not be committed", getattr(write, "get", lambda _: None)("write_id"))
             receipts.append(rejection(write, InternalError(f"{type(exc).__name__}: {exc}")))
     return receipts

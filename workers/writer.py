@@ -3,8 +3,10 @@
 Celery's default strategy runs one task per message. For `writes.commit` the worker uses
 `group_commit_strategy` instead (named on the task class): each delivered message is
 decoded (JSON only — a pickled message raises `ContentDisallowed` here and Celery
-rejects it) and buffered; the buffer is committed when it holds
-`Settings.group_commit_max` writes or `Settings.group_commit_wait_ms` after its first
+rejects it; a body over `Settings.message_limit` is not decoded at all: its writes are
+rejected from the raw bytes, `workers.raw_body`) and buffered; the buffer is committed when
+it holds `Settings.group_commit_max` writes or `group_commit_max_bytes` of message bodies
+(flushed before a message that would pass it), or `Settings.group_commit_wait_ms` after its first
 message — extended, up to `GROUP_COMMIT_MAX_EXTENSIONS` waits, while a backlog waits in
 Redis, so that a backlog is drained in big groups rather than a few writes per fsync.
 A group is ONE `store.commit_many` call, in the consumer thread (like the solo pool),
@@ -48,6 +50,7 @@ from sessiondb.tasks.celery_app import settings_of
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
 from .notify import IndexNotifier
+from .raw_body import body_size, undecoded_writes
 
 log = logging.getLogger("sessiondb.writer")
 
@@ -187,7 +190,8 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
     eventer = consumer.event_dispatcher
     max_gather_s = wait_s * runtime.settings.group_commit_max_extensions
     buffer: list[Delivery] = []
-    state: dict[str, Any] = {"writes": 0, "timer": None, "first_at": 0.0, "retry_s": 0.0}
+    max_bytes = max(1, runtime.settings.group_commit_max_bytes)
+    state: dict[str, Any] = {"writes": 0, "bytes": 0, "timer": None, "first_at": 0.0, "retry_s": 0.0}
 
     def on_timer() -> None:
         # A backlog is waiting in Redis: keep gathering (bounded) so the group is big, instead of
@@ -206,7 +210,7 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             state["timer"] = None
         group = buffer[:]
         buffer.clear()
-        state["writes"] = 0
+        state["writes"] = state["bytes"] = 0
         if not group:
             return
         try:
@@ -221,21 +225,30 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         # off); messages that arrive meanwhile queue up behind it, in order.
         buffer[:0] = group
         state["writes"] = sum(_count(d.writes) for d in buffer)
+        state["bytes"] = sum(d.size for d in buffer)
         state["retry_s"] = min(max(2 * state["retry_s"], RETRY_FIRST_S), RETRY_MAX_S)
         state["timer"] = consumer.timer.call_after(state["retry_s"], flush)
 
     def handler(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **__: Any) -> None:
-        try:
-            writes, reply_to = _unpack(message, body)
-        except ContentDisallowed:
-            stats.record_refused(runtime.redis)
-            raise  # Celery logs and rejects it (never requeued, never executed)
-        except (TypeError, ValueError):
-            writes, reply_to = [message.payload], None
-        task_id = (message.headers or {}).get("id") or ""
-        delivery = Delivery(task_id, writes, reply_to, message, ack, reject)
-        buffer.append(delivery)
+        size = body_size(message)
+        if size > runtime.settings.message_limit:
+            # never decoded: each write id found in the raw body gets a rejection receipt
+            writes, reply_to = undecoded_writes(message, size, runtime.settings.message_limit, max_writes)
+        else:
+            try:
+                writes, reply_to = _unpack(message, body)
+            except ContentDisallowed:
+                stats.record_refused(runtime.redis)
+                raise  # Celery logs and rejects it (never requeued, never executed)
+            except (TypeError, ValueError):
+                writes, reply_to = [message.payload], None
+        if buffer and state["retry_s"] == 0 and state["bytes"] + size > max_bytes:
+            flush()  # the group's bytes are bounded, not only its count: commit before taking more
         retrying = state["retry_s"] > 0
+        task_id = (message.headers or {}).get("id") or ""
+        delivery = Delivery(task_id, writes, reply_to, message, ack, reject, size=size)
+        buffer.append(delivery)
+        state["bytes"] += size
         if not retrying:  # while a group waits for its retry, the prefetch window stops new deliveries
             consumer.qos.increment_eventually()
             delivery.widened = True
@@ -245,7 +258,7 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
                          args=f"[<{state['writes']} writes buffered>]", kwargs="{}", retries=0, eta=None)
         if retrying:
             return  # the retry timer flushes everything, in order
-        if state["writes"] >= max_writes:
+        if state["writes"] >= max_writes or state["bytes"] >= max_bytes:
             flush()
         elif state["timer"] is None:
             state["first_at"] = time.monotonic()

@@ -243,6 +243,9 @@ writes = _t(
     Column("tx_id", Integer, nullable=False),
     Column("receipt", LargeBinary, nullable=False),
     Column("committed_at", S, nullable=False),
+    # blake3 of the canonical JSON of the write's {"session", "events"} (v3): the same write id
+    # re-sent with other content is a conflict, not a duplicate. NULL (before v3): unknown.
+    Column("digest", S),
 )
 
 rejected_writes = _t(
@@ -331,8 +334,15 @@ def _v2(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    """Write-id conflicts: the content digest of each committed write (NULL for older rows)."""
+    columns = {row[1] for row in conn.execute(text("PRAGMA table_info(writes)"))}
+    if "digest" not in columns:  # a v1 store created by this sessiondb's `_v1` already has it
+        conn.execute(text("ALTER TABLE writes ADD COLUMN digest VARCHAR"))
+
+
 #: forward-only: MIGRATIONS[n] takes a store from version n to n + 1, in place
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,8 +12,11 @@ The write path is parse -> plan -> execute:
 If execution itself fails (it should not: the plan checked everything), the group is redone
 one write per SAVEPOINT, so a write the planner missed is still rejected alone.
 
-This module is the one place where "already applied" is decided (write id -> receipt): a
-write id seen before gets its stored receipt back, marked `"duplicate": true`.
+This module is the one place where "already applied" is decided (write id -> receipt and
+content digest): a write id seen before with the same content gets its stored receipt back,
+marked `"duplicate": true`; with other content it is rejected (`write/id-conflict`). No
+single write can fail its group: any exception while parsing or planning one write is a
+rejection of that write alone.
 It never imports Celery; the writer worker calls `commit_many`.
 """
 
@@ -25,12 +28,21 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import blake3
 import msgspec
 from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..blobs import BlobStore
-from ..errors import NotFoundError, StoreError, ValidationError, WriteFailedError
+from ..errors import (
+    IdConflictError,
+    InternalError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+    WriteFailedError,
+    echoed,
+)
 from ..rows import branch, schema
 from ..settings import Settings
 from .context import GroupState, WriteContext
@@ -53,14 +65,27 @@ def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], 
 
 
 def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
-    write_id = raw.get("write_id") if isinstance(raw, dict) else None
+    """The rejection receipt of `raw`: its write id and session echoed back bounded (`echo`)."""
+    write_id = raw.get("write_id") if isinstance(raw, dict) else getattr(raw, "write_id", None)
     session = raw.get("session") if isinstance(raw, dict) else None
     return {
-        "write_id": write_id if isinstance(write_id, str) else None,
+        "write_id": echoed(write_id) if isinstance(write_id, str) else None,
         "status": "rejected",
-        "session": session if isinstance(session, str) else None,
+        "session": echoed(session) if isinstance(session, str) else None,
         "error": error.as_dict(),
     }
+
+
+def unexpected(raw: Any, exc: Exception) -> dict[str, Any]:
+    """A bug met while parsing or planning one write: that write is rejected alone, never the group."""
+    log.exception("write %r could not be planned", echoed(raw.get("write_id") if isinstance(raw, dict) else None))
+    return rejection(raw, InternalError(f"{type(exc).__name__}: {exc}"))
+
+
+def content_digest(raw: dict[str, Any]) -> str:
+    """blake3 of the canonical JSON of a write's content, `{"session", "events"}` (its id aside):
+    what tells a re-delivery of a write from another write under the same id."""
+    return "blake3:" + blake3.blake3(_json.encode({"session": raw["session"], "events": raw["events"]})).hexdigest()
 
 
 def duplicate(receipt: dict[str, Any]) -> dict[str, Any]:
@@ -84,11 +109,16 @@ class GroupCommit:
         receipts: list[dict[str, Any] | None] = []
         for raw in raws:
             try:
-                parsed.append(parse_write(raw, self.settings))
+                write = parse_write(raw, self.settings)
+                write.digest = content_digest(raw)
+                parsed.append(write)
                 receipts.append(None)
             except StoreError as exc:
                 parsed.append(None)
                 receipts.append(rejection(raw, exc))
+            except Exception as exc:  # noqa: BLE001 - no write may fail its group
+                parsed.append(None)
+                receipts.append(unexpected(raw, exc))
         known = self._stored_receipts([p.write_id for p in parsed if p is not None])
 
         savepoint = self.conn.begin_nested()
@@ -96,7 +126,7 @@ class GroupCommit:
             group = self._plan_group(raws, parsed, receipts, known, at)
             self._execute(group, at)
             savepoint.commit()
-        except STORAGE_FAILURES as exc:
+        except Exception as exc:  # noqa: BLE001 - storage, or a write the plan missed: isolate it
             savepoint.rollback()
             log.warning("group commit failed (%s); retrying one write per savepoint", exc)
             for i, write in enumerate(parsed):
@@ -111,6 +141,9 @@ class GroupCommit:
                 except STORAGE_FAILURES as failure:
                     sub.rollback()
                     one[0] = rejection(raws[i], WriteFailedError(f"could not be stored: {failure}"))
+                except Exception as failure:  # noqa: BLE001 - no write may fail its group
+                    sub.rollback()
+                    one[0] = unexpected(raws[i], failure)
                 receipts[i] = one[0]
         rejected = [(raws[i], r) for i, r in enumerate(receipts) if r is not None and r["status"] == "rejected"]
         if rejected:
@@ -118,15 +151,15 @@ class GroupCommit:
         return [r for r in receipts if r is not None]
 
     # -- plan ---------------------------------------------------------------------------
-    def _stored_receipts(self, write_ids: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def _stored_receipts(self, write_ids: list[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """write id -> (stored receipt, content digest or None) of the ids already committed."""
+        found: dict[str, tuple[dict[str, Any], str | None]] = {}
+        c = schema.writes.c
         for start in range(0, len(write_ids), 500):
             chunk = write_ids[start : start + 500]
-            rows = self.conn.execute(
-                select(schema.writes.c.write_id, schema.writes.c.receipt).where(schema.writes.c.write_id.in_(chunk))
-            )
-            for write_id, receipt in rows:
-                found[write_id] = msgspec.json.decode(receipt)
+            rows = self.conn.execute(select(c.write_id, c.receipt, c.digest).where(c.write_id.in_(chunk)))
+            for write_id, receipt, digest in rows:
+                found[write_id] = (msgspec.json.decode(receipt), digest)
         return found
 
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
@@ -139,19 +172,28 @@ class GroupCommit:
         for i, write in enumerate(parsed):
             if write is None:
                 continue
-            done = known.get(write.write_id) or group.receipts.get(write.write_id)
+            done = known.get(write.write_id) or group.committed.get(write.write_id)
             if done is not None:
-                receipts[i] = duplicate(done)
+                receipts[i] = self._again(raws[i], write, *done)
                 continue
             try:
                 ctx = self._plan(group, write, at)
+                receipts[i] = self._merge(group, ctx, at)
             except StoreError as exc:
                 if isinstance(exc, ValidationError) and exc.write_id is None:
                     exc = ValidationError(exc.message, write_id=write.write_id)
                 receipts[i] = rejection(raws[i], exc)
-                continue
-            receipts[i] = self._merge(group, ctx, at)
+            except Exception as exc:  # noqa: BLE001 - no write may fail its group
+                receipts[i] = unexpected(raws[i], exc)
         return group
+
+    @staticmethod
+    def _again(raw: Any, write: ParsedWrite, receipt: dict[str, Any], digest: str | None) -> dict[str, Any]:
+        """A write id already committed: the same content (or a row from before digests, NULL:
+        unknown, taken as the same) is a duplicate delivery; other content is a conflict."""
+        if digest is None or digest == write.digest:
+            return duplicate(receipt)
+        return rejection(raw, IdConflictError(write.write_id, receipt.get("tx_id")))
 
     def _plan(self, group: GroupState, write: ParsedWrite, at: str) -> WriteContext:
         sid = self._resolve_alias(group, write.session)
@@ -173,6 +215,19 @@ class GroupCommit:
     def _merge(self, group: GroupState, ctx: WriteContext, at: str) -> dict[str, Any]:
         """The write is good: fold its staged changes into the group and build its receipt."""
         assert ctx.session is not None
+        receipt = {
+            "write_id": ctx.write_id,
+            "status": "committed",
+            "tx_id": ctx.tx_id,
+            "session": ctx.sid,
+            "event_ids": ctx.event_ids,
+            "ids": ctx.ids,
+            "blobs": sorted(ctx.blobs),
+            "heads": ctx.head_moves,
+            "at": at,
+        }
+        # encoded before the group is touched: a write that cannot be encoded is rejected alone
+        stored_receipt, facts = _json.encode(receipt), _json.encode(facts_for(ctx))
         group.sessions[ctx.sid] = ctx.session
         group.dirty_sessions.add(ctx.sid)
         group.rows.update(ctx.staged)
@@ -187,25 +242,12 @@ class GroupCommit:
                 group.batch.add(bid, data)
                 group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
                                         "created_at": at, "status": "ok"})
-        receipt = {
-            "write_id": ctx.write_id,
-            "status": "committed",
-            "tx_id": ctx.tx_id,
-            "session": ctx.sid,
-            "event_ids": ctx.event_ids,
-            "ids": ctx.ids,
-            "blobs": sorted(ctx.blobs),
-            "heads": ctx.head_moves,
-            "at": at,
-        }
-        facts = facts_for(ctx)
         group.appended.setdefault("tx", []).append({
-            "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at,
-            "facts": _json.encode(facts)})
+            "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at, "facts": facts})
         group.appended.setdefault("writes", []).append({
             "write_id": ctx.write_id, "session_id": ctx.sid, "tx_id": ctx.tx_id,
-            "receipt": _json.encode(receipt), "committed_at": at})
-        group.receipts[ctx.write_id] = receipt
+            "receipt": stored_receipt, "committed_at": at, "digest": ctx.digest})
+        group.committed[ctx.write_id] = (receipt, ctx.digest)
         group.next_tx += 1
         return receipt
 

@@ -52,7 +52,8 @@ class GroupState:
     sessions: dict[str, SessionState | None] = field(default_factory=dict)
     rows: dict[tuple[str, Any], dict[str, Any] | None] = field(default_factory=dict)
     members: dict[str, branch.Membership] = field(default_factory=dict)
-    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: write id -> (receipt, content digest) of the writes committed by this group so far
+    committed: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     # what execute() will write
     appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
@@ -107,6 +108,7 @@ class WriteContext:
     def __init__(self, group: GroupState, write: ParsedWrite, sid: str, session: SessionState | None) -> None:
         self.group = group
         self.write_id = write.write_id
+        self.digest = write.digest
         self.sid = sid  # the session's id (the write may name it by an alias)
         self.named = write.session  # as the producer named it
         self.session = session.copy() if session is not None else None

@@ -20,6 +20,7 @@ import msgspec
 
 from ..errors import ValidationError
 from ..settings import Settings
+from .values import check_values
 
 # Names that end up in keys and CLI arguments: no '/', no '#', no path tricks, bounded.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -28,7 +29,10 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Cost = Annotated[float, msgspec.Meta(ge=0)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
-At = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")]
+#: ISO-8601 with a time zone, as every event's `at` (annotations' too)
+AT_PATTERN = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$"
+AT_RE = re.compile(AT_PATTERN)
+At = Annotated[str, msgspec.Meta(pattern=AT_PATTERN)]
 UNSET: Any = msgspec.UNSET
 
 
@@ -211,10 +215,24 @@ class ParsedWrite(msgspec.Struct):
     write_id: str
     session: str
     events: list[Event | Annotation]
+    #: blake3 of the write's canonical content (`commit.content_digest`), set by the group commit
+    digest: str | None = None
+
+
+class Undecoded(msgspec.Struct):
+    """A write that was never decoded: its broker message was over the size limit, so the writer
+    only found its id in the raw body (or none). `parse_write` rejects it with `reason`."""
+
+    write_id: str | None
+    reason: str
 
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+#: msgspec names a missing or unknown field in its message, not in its path (`$`)
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
 
 
 def _field_of(exc: msgspec.ValidationError) -> tuple[str | None, str]:
@@ -223,7 +241,11 @@ def _field_of(exc: msgspec.ValidationError) -> tuple[str | None, str]:
     message = text[: match.start()] if match else text
     if "matching regex" in message and NAME_PATTERN in message:
         message = "must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-    return (match.group(1) if match else None), message
+    if "matching regex" in message and AT_PATTERN in message:
+        message = "expected an ISO-8601 timestamp with a time zone, like 2026-01-01T12:00:00Z"
+    field = match.group(1) if match else None
+    named = _NAMED_FIELD.match(message)
+    return (field or (named.group(1) if named else None)), message
 
 
 def closest_type(kind: str) -> str:
@@ -242,10 +264,13 @@ def unknown_type(kind: str, write_id: str | None, index: int) -> ValidationError
 
 def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
     """Validate one write (plain data) into typed records, or raise ValidationError."""
+    if isinstance(raw, Undecoded):
+        raise ValidationError(raw.reason, write_id=raw.write_id)
     if not isinstance(raw, dict):
         raise ValidationError(f"Expected `object`, got `{type(raw).__name__}`: a write must be a JSON object")
     write_id = raw.get("write_id")
     write_id = write_id if isinstance(write_id, str) else None
+    check_values(raw, settings)  # before typing: surrogates, NaN, depth and size, named by field
     try:
         write = msgspec.convert(raw, SessionWrite)
     except msgspec.ValidationError as exc:
@@ -274,8 +299,9 @@ def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
             raise unknown_type(kind, write_id, index)
         if model is None:
             at = data.get("at")
-            if at is not None and not isinstance(at, str):
-                raise ValidationError("expected a timestamp string", write_id=write_id, event_index=index, field="at")
+            if at is not None and not (isinstance(at, str) and len(at) <= 40 and AT_RE.match(at)):
+                raise ValidationError("expected an ISO-8601 timestamp with a time zone, like 2026-01-01T12:00:00Z",
+                                      write_id=write_id, event_index=index, field="at")
             fields = {k: v for k, v in data.items() if k not in ("type", "at")}
             events.append(Annotation(type=kind, at=at, fields=fields))
             continue

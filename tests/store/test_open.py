@@ -10,6 +10,7 @@ import pytest
 from helpers import message, started, write
 
 from sessiondb.store import NoStoreError, NotAStoreError, ReadOnlyStoreError, SchemaVersionError, Store
+from sessiondb.store.rows.schema import SCHEMA_VERSION
 
 
 def listing(top) -> list[tuple[str, int, int]]:
@@ -71,4 +72,4 @@ def test_read_only_refuses_a_missing_root_an_empty_database_and_another_version(
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with pytest.raises(SchemaVersionError, match="version 1, older .* open it for writing once") as caught:
         Store.open(tmp_path / "bare", readonly=True)
-    assert (caught.value.found, caught.value.supported) == (1, 2)
+    assert (caught.value.found, caught.value.supported) == (1, SCHEMA_VERSION)

@@ -9,6 +9,7 @@ import pytest
 from sessiondb.store import Store
 from sessiondb.store.integrity import Finding, Report, last_reports, save_report
 from sessiondb.store.integrity.reports import MAX_STORED_FINDINGS
+from sessiondb.store.rows.schema import SCHEMA_VERSION
 
 
 def test_a_v1_store_is_migrated_forward_to_the_integrity_tables(tmp_path):
@@ -20,7 +21,7 @@ def test_a_v1_store_is_migrated_forward_to_the_integrity_tables(tmp_path):
     """)
     db.close()
     with Store.open(tmp_path / "s") as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         save_report(store, Report("consistency", "2026-01-01T00:00:00Z"))
         assert [r.kind for r in last_reports(store)] == ["consistency"]
     db = sqlite3.connect(tmp_path / "s" / "store.sqlite")

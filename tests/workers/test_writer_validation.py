@@ -1,0 +1,91 @@
+"""Hostile writes through the fleet (issue 12, validation holes): every write of every message gets
+a receipt or a dead-letter row, whatever it contains, and the writer lives.
+
+Real redis-server, real `sessiondb worker writer` subprocess, real store root.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from fleet_fixtures import messages_of, wait_until
+
+from sessiondb.tasks.routing import COMMIT, WRITES
+
+SURROGATE = json.loads('"\\ud800"')
+
+
+def good(write_id: str, content: str) -> dict:
+    return {"write_id": write_id, "session": "v",
+            "events": [{"type": "message/added", "role": "user", "content": content}]}
+
+
+def dead_letters(fleet) -> list[tuple]:
+    with sqlite3.connect(fleet.root / "store.sqlite") as db:
+        return db.execute("SELECT write_id, error_type, field FROM rejected_writes ORDER BY id").fetchall()
+
+
+def test_a_lone_surrogate_in_a_message_rejects_that_write_alone(fleet):
+    writer = fleet.writer()
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    bad = {"write_id": "v-bad", "session": "v",
+           "events": [{"type": "message/added", "role": "user", "content": {"x": "a" + SURROGATE}}]}
+    result = fleet.app.send_task(COMMIT, args=[[start, good("v1", "good 1"), bad, good("v2", "good 2")]])
+    receipts = result.get(timeout=60)
+    assert [r["status"] for r in receipts] == ["committed", "committed", "rejected", "committed"]
+    assert receipts[2]["error"]["field"] == "content" and "surrogate" in receipts[2]["error"]["message"]
+    assert writer.poll() is None
+    with fleet.store() as store:
+        assert messages_of(store, "v") == ["good 1", "good 2"]
+    assert dead_letters(fleet) == [("v-bad", "write/invalid", "content")]
+
+
+def test_oversize_writes_and_messages_are_rejected_and_several_in_one_group_do_not_stop_it(fleet):
+    fleet.extra_env.update(SESSIONDB_MAX_WRITE_BYTES="20000", SESSIONDB_MAX_MESSAGE_BYTES="60000",
+                           SESSIONDB_GROUP_COMMIT_MAX_BYTES="200000", SESSIONDB_GROUP_COMMIT_WAIT_MS="200")
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    sent = [fleet.app.send_task(COMMIT, args=[[start]])]
+    # queued before the writer starts, so they are gathered into groups together
+    for k in range(3):
+        sent.append(fleet.app.send_task(COMMIT, args=[[good(f"huge-{k}", "h" * 100_000)]]))  # message > limit
+        sent.append(fleet.app.send_task(COMMIT, args=[[good(f"big-{k}", "b" * 30_000)]]))  # write > limit
+        sent.append(fleet.app.send_task(COMMIT, args=[[good(f"ok-{k}", f"ok {k}")]]))
+    wait_until(lambda: fleet.redis.llen(WRITES) == len(sent), 60, "queued messages")
+    writer = fleet.writer()
+    receipts = [r.get(timeout=60) for r in sent]
+    assert [r["status"] for batch in receipts for r in batch] == ["committed"] + [
+        "rejected", "rejected", "committed"] * 3
+    huge, big = receipts[1][0], receipts[2][0]
+    assert huge["write_id"] == "huge-0" and "message of" in huge["error"]["message"]
+    assert "not decoded" in huge["error"]["message"] and "at most 60000" in huge["error"]["message"]
+    assert big["write_id"] == "big-0" and "at most 20000" in big["error"]["message"]
+    assert writer.poll() is None
+    with fleet.store() as store:
+        assert messages_of(store, "v") == ["ok 0", "ok 1", "ok 2"]
+    assert sorted(w for w, _type, _field in dead_letters(fleet)) == sorted(
+        [f"huge-{k}" for k in range(3)] + [f"big-{k}" for k in range(3)])
+
+
+def test_a_write_id_resent_with_other_content_through_the_fleet_is_an_id_conflict(fleet):
+    fleet.writer()
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    first = fleet.app.send_task(COMMIT, args=[[start, good("v1", "one")]]).get(timeout=60)
+    again = fleet.app.send_task(COMMIT, args=[[good("v1", "one"), good("v1", "two")]]).get(timeout=60)
+    assert again[0] == {**first[1], "duplicate": True}
+    assert again[1]["status"] == "rejected" and again[1]["error"]["type"] == "write/id-conflict"
+    with fleet.store() as store:
+        assert messages_of(store, "v") == ["one"]
+    assert dead_letters(fleet) == [("v1", "write/id-conflict", None)]
+
+
+def test_a_group_gathers_at_most_group_commit_max_bytes_of_messages(fleet):
+    fleet.extra_env.update(SESSIONDB_GROUP_COMMIT_MAX_BYTES="40000", SESSIONDB_GROUP_COMMIT_WAIT_MS="500")
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    sent = [fleet.app.send_task(COMMIT, args=[[start]])]
+    sent += [fleet.app.send_task(COMMIT, args=[[good(f"g-{k}", f"{k}:" + "g" * 15_000)]]) for k in range(10)]
+    wait_until(lambda: fleet.redis.llen(WRITES) == len(sent), 60, "queued messages")
+    fleet.writer()
+    assert {r["status"] for result in sent for r in result.get(timeout=60)} == {"committed"}
+    # ~15 KB per message, at most 40,000 bytes per group: never more than two messages a group
+    assert int(fleet.stats()["groups"]) >= 5
