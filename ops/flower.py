@@ -8,7 +8,8 @@ Flower always asks for a login (HTTP basic auth): `SESSIONDB_FLOWER_BASIC_AUTH`
 ("user:password"), else the Flower login generated once and kept 0600 in
 `<root>/fleet/credentials` (`ops.credentials`, the same one `sessiondb up` prints when it
 generates it). `/metrics` is behind the same login (Flower itself leaves it open); only
-`/healthcheck` answers without one. Binding an address beyond loopback needs an explicit
+`/healthcheck` answers without one. The API calls that return a task's stored result are
+closed (403): a read's result holds message contents. Binding an address beyond loopback needs an explicit
 `SESSIONDB_FLOWER_BASIC_AUTH`: a generated password nobody was told is no login to publish.
 The password is handed to Flower inside this process, never on a command line.
 """
@@ -55,19 +56,31 @@ def flower_argv(port: int, address: str, basic_auth: str) -> list[str]:
     return ["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"]
 
 
-def protect_metrics() -> None:
-    """Put Flower's `/metrics` behind its login, as its API is (Flower serves it to anyone)."""
+def _results_not_shown(*_args: object, **_kwargs: object) -> None:
+    from tornado import web
+
+    raise web.HTTPError(403, "sessiondb: task results are not shown here (reads carry session content)")
+
+
+def protect_flower() -> None:
+    """Put Flower's `/metrics` behind its login, as its API is (Flower serves it to anyone), and
+    close the two API calls that return a task's stored result (`/api/task/result/<id>`, and
+    `/api/task/apply/<name>`, which waits for one): a read's result holds message contents."""
+    from flower.api import tasks
     from flower.views import monitor
     from tornado import web
 
-    if not getattr(monitor.Metrics.get, "sessiondb_authenticated", False):
-        monitor.Metrics.get = web.authenticated(monitor.Metrics.get)
-        monitor.Metrics.get.sessiondb_authenticated = True
+    if getattr(monitor.Metrics.get, "sessiondb_authenticated", False):
+        return
+    monitor.Metrics.get = web.authenticated(monitor.Metrics.get)
+    monitor.Metrics.get.sessiondb_authenticated = True
+    tasks.TaskResult.get = web.authenticated(_results_not_shown)
+    tasks.TaskApply.post = web.authenticated(_results_not_shown)
 
 
 def run_flower(app: Celery, settings: Settings, port: int | None = None, address: str = "127.0.0.1") -> int:
     """Run Flower until it is stopped; returns its exit code."""
     basic_auth = basic_auth_for(settings, address)
-    protect_metrics()
+    protect_flower()
     flower_metrics.register(app.conf.broker_url, settings.root)
     return run_celery(app, flower_argv(port or settings.flower_port, address, basic_auth))

@@ -196,8 +196,12 @@ def test_up_lets_nobody_in_without_the_fleets_credentials_and_leaves_nothing_oth
         assert "fleet secret" not in body, body
         for page in ("/tasks", "/api/tasks?limit=100"):
             assert "fleet secret" not in http_get(flower + page, login)[1]
-        read_task = next(t for t in json.loads(body).values() if t.get("name") == "reads.message_records")
+        read_id, read_task = next((k, t) for k, t in json.loads(body).items()
+                                  if t.get("name") == "reads.message_records")
         assert read_task["result"] == "'<read result not shown>'"
+        status, shown = http_get(f"{flower}/api/task/result/{read_id}", login)
+        assert status == 403 and "fleet secret" not in shown
+        assert http_get(f"{flower}/api/task/result/{read_id}")[0] == 401
 
         wait_until(lambda: (root / "index.sqlite").exists(), 120, "the indexer to create the index")
         assert run_cli("scan", "--full", "--root", str(root), env=env).returncode == 0
