@@ -55,6 +55,17 @@ def create_private_file(path: str | os.PathLike[str]) -> None:
     os.close(fd)
 
 
+def restrict_file(path: str | os.PathLike[str]) -> None:
+    """An existing regular file (not a symlink) that group or others may access becomes 0600
+    (a store created before files were private); anything else is left alone."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            os.chmod(path, FILE_MODE)
+    except OSError:
+        pass  # missing, or not ours to change
+
+
 def write_private_file(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` atomically with `text`, 0600 from its first byte (never readable by others,
     not even for an instant, and never half written)."""

@@ -76,6 +76,21 @@ def test_a_store_used_as_a_library_under_umask_022_creates_nothing_others_can_re
     assert (root.parent.stat().st_mode & 0o777) == 0o700  # a parent it created, too
 
 
+def test_an_older_store_with_open_modes_becomes_private_at_its_next_writable_open(tmp_path):
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        store.commit(a_write("o1", "old", "old secret"))
+    for path in (root, root / "store.sqlite"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with Store.open(root, readonly=True) as store:  # a read-only open changes nothing
+        assert store.view("old")["messages"]
+    assert (root.stat().st_mode & 0o777) == 0o755
+    with Store.open(root) as store:
+        assert store.view("old")["messages"]
+    assert (root.stat().st_mode & 0o777) == 0o700
+    assert ((root / "store.sqlite").stat().st_mode & 0o777) == 0o600
+
+
 class Up:
     """One `sessiondb up` in the background (umask 022), output in a file; killed at the end."""
 
