@@ -23,6 +23,7 @@ from sessiondb.ops import render
 from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, err, fail, open_store, out, settings_for
 from sessiondb.ops.progress import progress_bar
 from sessiondb.store import Settings, StoreError, receipt_counts
+from sessiondb.store.private import UMASK
 
 
 @app.command()
@@ -235,11 +236,17 @@ def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
 def flower(port: int | None = typer.Option(None, help="default: $SESSIONDB_FLOWER_PORT or 5555"),
            address: str | None = typer.Option(None, help="address to bind (default: $SESSIONDB_FLOWER_ADDRESS"
                                                           " or 127.0.0.1; 0.0.0.0 in a container)")) -> None:
-    """Run Flower for the fleet: basic auth when SESSIONDB_FLOWER_BASIC_AUTH is set, Prometheus /metrics."""
-    from sessiondb.ops.flower import run_flower
+    """Run Flower for the fleet behind a login (SESSIONDB_FLOWER_BASIC_AUTH, else the one generated in
+    <root>/fleet/credentials), Prometheus /metrics behind the same login."""
+    from sessiondb.ops.flower import FlowerAuthError, run_flower
 
     settings = Settings.from_env()
-    raise typer.Exit(run_flower(celery_app_or_fail(), settings, port, address or settings.flower_address))
+    celery_app = celery_app_or_fail()
+    try:
+        code = run_flower(celery_app, settings, port, address or settings.flower_address)
+    except FlowerAuthError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -273,6 +280,7 @@ from sessiondb.ops import cli_graph  # noqa: E402,F401,I001
 
 
 def main() -> None:
+    os.umask(UMASK)  # whatever a command (or a library under it) creates without a mode is the owner's alone
     try:
         from sessiondb.tasks.errors import FleetError
 

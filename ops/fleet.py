@@ -2,9 +2,14 @@
 
 First takes the launcher lock (`ops.fleet_lock`: one fleet per root; a second `up`
 refuses at once, naming the first). Then starts (when no broker is configured) a private
-`redis-server` on 127.0.0.1 with AOF in `<root>/redis/`, records its URL in
-`<root>/fleet/broker_url` for later commands, then the writer, indexer, scanner, reader,
-beat and Flower as child processes (logs in `<root>/fleet/logs/`).
+`redis-server` on 127.0.0.1 with AOF in `<root>/redis/`, its default user off and the fleet's
+ACL user from `<root>/fleet/credentials` (`ops.credentials`, generated on the first run),
+records its authenticated URL in `<root>/fleet/broker_url` (0600) for later commands, then
+the writer, indexer, scanner, reader, beat and Flower as child processes (logs in
+`<root>/fleet/logs/`). Flower asks for the login kept in the same credentials file unless
+`SESSIONDB_FLOWER_BASIC_AUTH` says otherwise. Everything it and its children create is 0600
+/ 0700 (`store.private`); a password is never printed, but the Flower login is, once, when
+it is generated.
 
 It says "running" only once the fleet is (`ops.fleet_ready`): the writer holds its lock,
 every worker answered a ping, Flower answers HTTP. A child that exits before that, or a
@@ -30,15 +35,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sessiondb.store import Settings
+from sessiondb.store.private import UMASK, make_private_dir, open_private_append, write_private_file
 from sessiondb.store.writer_lock import LOCK_FILE, held_elsewhere, holder_pid
 from sessiondb.tasks.broker import check_broker, printable_url
 from sessiondb.tasks.celery_app import BROKER_FILE, make_app
 from sessiondb.tasks.errors import FleetStartError
 from sessiondb.workers.roles import node_name
 
+from . import credentials
+from .credentials import CREDENTIALS_FILE, Credentials
 from .fleet_lock import LauncherLock
 from .fleet_ready import describe_exit, http_answers, last_error_line, unanswered_pings, writer_holds_lock
-from .redis_server import EmbeddedRedis, free_port
+from .redis_server import EmbeddedRedis, TlsFiles, free_port
 
 ROLES = ("writer", "indexer", "scanner", "reader")
 STOP_GRACE_S = 15.0
@@ -61,6 +69,21 @@ def port_free(port: int) -> bool:
     return True
 
 
+def tls_files(settings: Settings) -> TlsFiles | None:
+    """The embedded Redis's TLS files from `SESSIONDB_REDIS_TLS_*`; None when TLS is not asked for."""
+    cert, key = settings.redis_tls_cert_file, settings.redis_tls_key_file
+    if not (cert or key):
+        return None
+    if not (cert and key):
+        raise FleetStartError("TLS for the embedded Redis needs both SESSIONDB_REDIS_TLS_CERT_FILE and"
+                              " SESSIONDB_REDIS_TLS_KEY_FILE")
+    files = [str(Path(f).resolve()) for f in (cert, key, settings.redis_tls_ca_file or cert)]
+    for path in files:
+        if not Path(path).is_file():
+            raise FleetStartError(f"TLS file {path} does not exist")
+    return TlsFiles(*files)
+
+
 class Child:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log_dir / f"{name}.log"
@@ -70,10 +93,11 @@ class Child:
 
     def start(self) -> None:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open_private_append(self.log_path)  # 0600: handed to the child
         self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-        log.close()
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
+                                     umask=UMASK)  # whatever the child creates without a mode is private
+        os.close(log)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -104,6 +128,9 @@ class Fleet:
         self.flower_port = settings.flower_port
         self.launcher = LauncherLock(self.root)
         self._broker_file_ours = False
+        self.credentials: Credentials | None = None
+        self.new_credentials = False
+        self.flower_basic_auth = settings.flower_basic_auth
 
     @property
     def flower_url(self) -> str:
@@ -113,7 +140,20 @@ class Fleet:
         env = dict(os.environ)
         env.update(SESSIONDB_ROOT=str(self.root), SESSIONDB_BROKER_URL=self.broker_url,
                    SESSIONDB_FLOWER_PORT=str(self.flower_port))
+        if self.flower_basic_auth:
+            env["SESSIONDB_FLOWER_BASIC_AUTH"] = self.flower_basic_auth
         return env
+
+    def flower_login_note(self) -> str:
+        """How to log in to Flower, for the launcher's output: the generated password only when
+        it was just generated (printed once), else where it is kept."""
+        if self.credentials is None or self.flower_basic_auth != self.credentials.flower_basic_auth:
+            return " (basic auth: SESSIONDB_FLOWER_BASIC_AUTH)"
+        where = self.root / CREDENTIALS_FILE
+        if self.new_credentials:
+            return (f" (login {self.credentials.flower_user} / {self.credentials.flower_password}; printed once,"
+                    f" kept in {where})")
+        return f" (login {self.credentials.flower_user}, password in {where})"
 
     def start(self) -> None:
         self.launcher.acquire()  # FleetAlreadyRunningError before anything is started or written
@@ -121,19 +161,30 @@ class Fleet:
             # Our writer would only wait as a standby, and `up` would time out; say it now.
             raise FleetStartError(f"{self.root / LOCK_FILE} is held by pid {holder_pid(self.root) or '?'}, a writer"
                                   " outside this fleet: stop it first (one writer per store root)")
-        (self.root / "fleet" / "logs").mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.root)
+        make_private_dir(self.root / "fleet")
+        make_private_dir(self.root / "fleet" / "logs")
+        if not self.broker_url or (self.with_flower and not self.flower_basic_auth):
+            self.credentials, self.new_credentials = credentials.load_or_create(self.root)
+        if self.with_flower and not self.flower_basic_auth:
+            assert self.credentials is not None
+            self.flower_basic_auth = self.credentials.flower_basic_auth
         if not self.broker_url:
-            redis_server = EmbeddedRedis(self.root / "redis", appendfsync=self.settings.redis_appendfsync)
-            self.redis = redis_server.start(start_new_session=True, preexec_fn=die_with_parent)
+            assert self.credentials is not None
+            redis_server = EmbeddedRedis(self.root / "redis", appendfsync=self.settings.redis_appendfsync,
+                                         user=self.credentials.redis_user, password=self.credentials.redis_password,
+                                         tls=tls_files(self.settings))
+            self.redis = redis_server.start(start_new_session=True, preexec_fn=die_with_parent, umask=UMASK)
             self.broker_url = self.redis.url
-            self.say(f"redis: private redis-server on {self.broker_url} (AOF in {self.redis.dir})")
+            self.say(f"redis: private redis-server on {printable_url(self.broker_url)} (AOF in {self.redis.dir};"
+                     f" user {self.credentials.redis_user}, password in {self.root / CREDENTIALS_FILE})")
         else:
             check_broker(self.broker_url, 10.0)  # BrokerUnreachableError: no children to crash-loop
-        (self.root / BROKER_FILE).write_text(self.broker_url + "\n")
+        write_private_file(self.root / BROKER_FILE, self.broker_url + "\n")
         self._broker_file_ours = True
         if self.with_flower and not port_free(self.flower_port):
             self.flower_port = free_port()
-        self.launcher.record(self.broker_url, self.flower_url if self.with_flower else "")
+        self.launcher.record(printable_url(self.broker_url), self.flower_url if self.with_flower else "")
         cli = [sys.executable, "-m", "sessiondb.ops.cli"]
         specs = [(role, [*cli, "worker", role]) for role in self.roles]
         if self.with_beat:
@@ -236,8 +287,7 @@ def run_until_signal(fleet: Fleet, after_start: Callable[[], None] | None = None
         fleet.start()
         fleet.wait_ready()
         if fleet.with_flower:
-            auth = " (basic auth)" if fleet.settings.flower_basic_auth else ""
-            fleet.say(f"flower: {fleet.flower_url}{auth}  metrics: {fleet.flower_url}metrics")
+            fleet.say(f"flower: {fleet.flower_url}{fleet.flower_login_note()}  metrics: {fleet.flower_url}metrics")
         if after_start is not None:
             after_start()
         fleet.say(f"fleet: running (writer holds the lock, {len(fleet.roles)} workers answer, broker "

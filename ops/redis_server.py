@@ -1,21 +1,39 @@
-"""An embedded, private `redis-server`: 127.0.0.1 only, a free port, AOF inside a directory.
+"""An embedded, private `redis-server`: 127.0.0.1 only, a free port, AOF inside a directory,
+and (with a user and password) nobody in without them.
 
 Used by `sessiondb up` when no broker is configured (data in `<root>/redis/`) and by the
 test suite (a temp dir). Owns starting, waiting for and stopping that one process; it
 must never touch a Redis it did not start (never the machine's 6379).
+
+With `user` and `password` the server's default user is off (a client without credentials
+can run nothing but AUTH/HELLO) and `user` gets `FLEET_ACL`: every key and channel and
+every command but the `@admin` and `@dangerous` ones (CONFIG, FLUSHALL, FLUSHDB, DEBUG,
+SHUTDOWN, MONITOR, KEYS, ACL ..., which neither kombu, Celery, Flower nor sessiondb need).
+The rules go in a 0600 config file in the directory, the password only as its SHA-256
+(never on a command line, which other local users can read in /proc).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
+from sessiondb.store.private import UMASK, make_private_dir, write_private_file
+
 INSTALL_HINT = "redis-server not found: run ./dev up (it installs it) or apt-get install redis-server"
+
+
+#: what the fleet's Redis user may do: everything kombu/Celery/Flower use, no administration
+FLEET_ACL = "~* &* +@all -@admin -@dangerous"
+CONFIG_FILE = "sessiondb-redis.conf"
 
 
 class RedisNotFound(RuntimeError):
@@ -29,9 +47,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS-only Redis: its certificate and key, and the CA clients verify it with."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+
+
 class EmbeddedRedis:
-    def __init__(self, directory: str | Path, port: int | None = None, appendfsync: str = "everysec") -> None:
+    def __init__(self, directory: str | Path, port: int | None = None, appendfsync: str = "everysec",
+                 user: str | None = None, password: str | None = None, tls: TlsFiles | None = None) -> None:
+        """`tls`: listen on TLS only (`--port 0 --tls-port`), clients need no certificate of their
+        own; `url` is then a `rediss://` URL that verifies the server against `tls.ca_file`."""
         self.dir = Path(directory).resolve()
+        self.tls = tls
+        if (user is None) != (password is None) or (user is not None and not (user.isidentifier() and password)):
+            raise ValueError("EmbeddedRedis needs both a user (letters, digits, _) and a password, or neither")
+        self.user, self.password = user, password
         self._pick_port = not port  # a port we chose may be taken before redis-server binds it
         self.port = port or free_port()
         self.appendfsync = appendfsync
@@ -39,20 +73,46 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients use: with the user and password when it has them (never print it:
+        `tasks.broker.printable_url`)."""
+        auth = f"{quote(self.user, safe='')}:{quote(self.password or '', safe='')}@" if self.user else ""
+        if self.tls is not None:
+            query = f"ssl_cert_reqs=required&ssl_ca_certs={quote(self.tls.ca_file, safe='/')}"
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?{query}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls.cert_file,
+                "--tls-key-file", self.tls.key_file, "--tls-ca-cert-file", self.tls.ca_file,
+                "--tls-auth-clients", "no"]
+
+    def _config_args(self) -> list[str]:
+        """The ACL config file (0600) as redis-server's first argument; nothing without a user."""
+        if self.user is None or self.password is None:
+            return []
+        digest = hashlib.sha256(self.password.encode()).hexdigest()
+        path = self.dir / CONFIG_FILE
+        write_private_file(path, "# written by sessiondb (ops/redis_server.py): the fleet's ACL\n"
+                                 "user default off resetpass -@all\n"
+                                 f"user {self.user} on #{digest} resetchannels {FLEET_ACL}\n")
+        return [str(path)]
 
     def start(self, timeout: float = 10.0, **popen: object) -> EmbeddedRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisNotFound()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.dir)
         logfile = self.dir / "redis.log"
         retries = 4
         while True:
             logged = logfile.stat().st_size if logfile.exists() else 0
-            args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+            args = [binary, *self._config_args(), "--bind", "127.0.0.1", *self._listen_args(),
+                    "--dir", str(self.dir),
                     "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
                     "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(logfile)]
+            popen.setdefault("umask", UMASK)  # its AOF, log and dump files are private
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
             try:
                 self.wait_ready(timeout)
@@ -71,7 +131,7 @@ class EmbeddedRedis:
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         try:
             while True:
                 if self.proc is not None and self.proc.poll() is not None:

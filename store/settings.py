@@ -88,7 +88,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     flower_address: str = "127.0.0.1"
     #: the embedded Redis of `sessiondb up`: its AOF fsync policy (always | everysec)
     redis_appendfsync: str = "everysec"
-    #: Flower basic auth ("user:password"); empty -> no auth
+    #: the embedded Redis of `sessiondb up` on TLS only (`rediss://`): its certificate and key (PEM),
+    #: and the CA clients verify it with (default: the certificate itself, i.e. self-signed)
+    redis_tls_cert_file: str = ""
+    redis_tls_key_file: str = ""
+    redis_tls_ca_file: str = ""
+    #: Flower basic auth ("user:password"); empty -> the login generated in <root>/fleet/credentials
     flower_basic_auth: str = ""
     flower_port: int = 5555
     #: `sessiondb up`: seconds for the writer to take its lock, every worker to answer a ping and

@@ -30,6 +30,7 @@ from . import views
 from .blobs import BlobStore
 from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
 from .gc_pause import gc_paused
+from .private import create_private_file, make_private_dir, restrict_file
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine
 from .settings import Settings
 from .writer_lock import WriterLock, held_here, holder_pid
@@ -121,7 +122,10 @@ class Store:
             if not (path / "store.sqlite").is_file():
                 raise NotAStoreError(str(path / "store.sqlite"), "not a file")
             return cls(path, settings, readonly=True)
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)  # 0700, also an existing root: what is inside is the owner's alone
+        create_private_file(path / "store.sqlite")  # 0600 before SQLite opens it: its -wal/-shm follow
+        for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm"):
+            restrict_file(path / name)  # a store created before its files were private
         return cls(path, settings)
 
     @classmethod

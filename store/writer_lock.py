@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .private import FILE_MODE, make_private_dirs
+
 LOCK_FILE = "writer.lock"
 
 #: the FileLock objects of THIS process that hold their lock, by resolved path. flock locks
@@ -43,8 +45,8 @@ class FileLock:
     def try_acquire(self, content: str | None = None) -> bool:
         if self.held:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        make_private_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

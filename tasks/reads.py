@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery.worker.request import Request
+
 from sessiondb.store import Store, StoreError
 from sessiondb.store.datalog import DatalogError
 from sessiondb.store.index import Index
@@ -19,6 +21,16 @@ from sessiondb.store.index import Index
 from . import routing
 from .celery_app import app, settings_of
 from .stores import store_for
+
+
+class ReadRequest(Request):
+    """A read's request in the worker: its task events (what Flower shows) never carry the result,
+    which holds message contents; only whether it was a value or an error."""
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        if "result" in fields:
+            fields["result"] = "'<read result not shown>'"
+        super().send_event(type, **fields)
 
 
 def _envelope(call: Callable[[Store], Any]) -> dict[str, Any]:
@@ -29,7 +41,7 @@ def _envelope(call: Callable[[Store], Any]) -> dict[str, Any]:
 
 
 def _read_task(name: str):
-    return app.task(name=routing.READS_PREFIX + name, acks_late=False, typing=True)
+    return app.task(name=routing.READS_PREFIX + name, acks_late=False, typing=True, Request=ReadRequest)
 
 
 @_read_task("view")

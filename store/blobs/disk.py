@@ -28,6 +28,7 @@ from typing import NamedTuple
 import blake3
 
 from ..errors import CorruptBlobError
+from ..private import FILE_MODE, make_private_dirs
 from .canonical import BLOB_ID_RE
 
 TEMP_MARK = ".tmp-"
@@ -93,7 +94,7 @@ class BlobFiles:
         self.dir = self.root / "blobs"
         self.quarantine_dir = self.root / "quarantine"
         if not readonly:  # a read-only store creates nothing; a missing blobs/ reads as missing blobs
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.dir)
         self._dirstr = str(self.dir)
         self._dirfd = os.open(self.dir, os.O_RDONLY) if self.dir.is_dir() else -1
         self._anonymous_ok = _linkat is not None and os.path.exists(f"/proc/self/fd/{self._dirfd}")
@@ -151,13 +152,13 @@ class BlobFiles:
         try:
             return self._write_temp(final, parent, data)
         except FileNotFoundError:  # the first blob of its directory (cheaper than looking first)
-            os.makedirs(parent, exist_ok=True)
+            make_private_dirs(parent)
             return self._write_temp(final, parent, data)
 
     def _write_temp(self, final: str, parent: str, data: bytes) -> Staged:
         if self._anonymous_ok:
             try:
-                fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+                fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, FILE_MODE)
             except FileNotFoundError:
                 raise
             except OSError:  # the file system has no O_TMPFILE: named temp files from now on
@@ -170,7 +171,7 @@ class BlobFiles:
                     raise
                 return Staged(final, None, fd)
         temp = f"{final}{TEMP_MARK}{secrets.token_hex(4)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             _write_all(fd, data)
         finally:
@@ -210,7 +211,7 @@ class BlobFiles:
     def quarantine(self, blob_id: str) -> Path | None:
         """Move a (corrupt) blob file out of the blob tree; never deletes it."""
         source = self.path(blob_id)
-        self.quarantine_dir.mkdir(exist_ok=True)
+        make_private_dirs(self.quarantine_dir)
         target = self.quarantine_dir / f"{source.name}.{time.time_ns()}"
         try:
             os.rename(source, target)

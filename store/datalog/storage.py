@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from edn_format import Keyword
 
+from ..private import create_private_file
 from . import edn
 from .errors import TransactError
 
@@ -91,6 +92,8 @@ class Storage:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if path != ":memory:":
+            create_private_file(path)  # 0600 before SQLite opens it: its -wal/-shm follow its mode
         url = "sqlite://" if path == ":memory:" else f"sqlite:///{path}"
         self.engine = sa.create_engine(url, poolclass=sa.pool.StaticPool if path == ":memory:" else None)
         with self.engine.begin() as conn:

@@ -29,6 +29,7 @@ import msgspec
 from sqlalchemy import Engine, create_engine, text
 
 from ..datalog import Database, DatalogError
+from ..private import FILE_MODE
 from ..writes.facts import SCHEMA
 from . import replay as index_replay
 
@@ -123,7 +124,7 @@ class Index:
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
         """One index writer at a time (catch-ups from notifications and beat may overlap)."""
-        fd = os.open(self.root / "index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / "index.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

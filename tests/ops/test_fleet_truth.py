@@ -25,6 +25,7 @@ from fleet_fixtures.processes import alive, clean_env, descendants
 from sessiondb.ops.redis_server import free_port
 from sessiondb.store import Store, WriterLockHeldError
 from sessiondb.store.writer_lock import WriterLock, holder_pid
+from sessiondb.tasks.broker import printable_url
 
 CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
@@ -89,6 +90,8 @@ def test_a_writer_that_dies_at_start_up_fails_up_naming_role_log_and_error(tmp_p
     assert "Traceback" not in output
     # Everything was stopped: the private Redis no longer answers, its URL is no longer advertised.
     broker = re.search(r"redis-server on (redis://\S+)", output).group(1)
+    assert "sessiondb:***@" in broker  # printed masked; the password is in the credentials file
+    broker = broker.replace("***", json.loads((root / "fleet" / "credentials").read_text())["redis_password"])
     assert not redis_answers(broker)
     assert not (root / "fleet" / "broker_url").exists()
 
@@ -104,6 +107,8 @@ def test_a_fleet_that_is_not_ready_in_time_is_stopped_and_up_exits_non_zero(tmp_
     assert "fleet: running" not in output and "did not start within 0.5s and was stopped" in output, output
     assert re.search(r"the writer \(pid \d+, log: \S+writer.log\) has not taken", output) and "fleet: stopped" in output
     broker = re.search(r"redis-server on (redis://\S+)", output).group(1)
+    assert "sessiondb:***@" in broker  # printed masked; the password is in the credentials file
+    broker = broker.replace("***", json.loads((root / "fleet" / "credentials").read_text())["redis_password"])
     assert not redis_answers(broker)
 
 
@@ -136,7 +141,8 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     ups.append(first)
     first.wait_running()
     broker_url = (root / "fleet" / "broker_url").read_text().strip()
-    assert f"broker {broker_url}" in first.output
+    shown_url = printable_url(broker_url)  # the password is never printed
+    assert f"broker {shown_url}" in first.output and broker_url not in first.output
 
     # A second `up` on the same root refuses at once, naming the running fleet; it changes nothing.
     started = time.monotonic()
@@ -144,11 +150,11 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     assert second.returncode == 1 and time.monotonic() - started < 60
     refusal = second.stderr.decode()
     assert "a fleet is already running" in refusal and f"pid {first.proc.pid}" in refusal, refusal
-    assert broker_url in refusal and f"http://127.0.0.1:{port}/" in refusal
+    assert shown_url in refusal and broker_url not in refusal and f"http://127.0.0.1:{port}/" in refusal
     assert b"redis-server" not in second.stdout
     assert (root / "fleet" / "broker_url").read_text().strip() == broker_url
     record = json.loads((root / "fleet" / "launcher.lock").read_text())
-    assert record["pid"] == first.proc.pid and record["broker_url"] == broker_url
+    assert record["pid"] == first.proc.pid and record["broker_url"] == shown_url
 
     # The first fleet still works and is found through the root: a write through it commits.
     path = tmp_path / "w.jsonl"
