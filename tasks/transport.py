@@ -47,11 +47,22 @@ class QoS(kombu_redis.QoS):
                 .execute()
         virtual.QoS.append(self, message, delivery_tag)
 
+    def restore_unacked(self, client=None):  # noqa: ANN001 - kombu's signature
+        if self.channel._moved_writes:
+            # kombu restores a closing channel's unacknowledged messages newest first (one
+            # RPUSH each, oldest first, onto the consuming end), which reverses a group. The
+            # writer's stay in `unacked` instead; the next writer (only a lock holder
+            # consumes `writes`) restores them oldest first (workers/takeover.py).
+            self._delivered.clear()
+            return
+        super().restore_unacked(client)
+
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
     _popped: bytes | None = None  # the raw message BLMOVE just moved to INFLIGHT, until recorded
     _blmove = False  # the outstanding blocking pop is a BLMOVE (its reply is the item alone)
+    _moved_writes = False  # this channel consumes `writes` with BLMOVE (it is the writer's)
 
     def _moves_writes(self, queues: list[str]) -> bool:
         return queues == [WRITES] and list(self.priority_steps) == [0] and not self.global_keyprefix
@@ -62,7 +73,7 @@ class Channel(kombu_redis.Channel):
             return super()._brpop_start(timeout)
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()
-        self._blmove = True
+        self._blmove = self._moved_writes = True
         timeout = self.brpop_timeout if timeout is None else timeout
         self.client.connection.send_command("BLMOVE", WRITES, INFLIGHT, "RIGHT", "LEFT", timeout or 0)
 

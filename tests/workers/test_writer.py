@@ -6,6 +6,7 @@ Real redis-server, real `sessiondb worker writer` subprocesses, real store roots
 from __future__ import annotations
 
 import random
+import signal
 import sqlite3
 import time
 import uuid
@@ -161,6 +162,34 @@ def test_a_store_locked_from_outside_for_several_retry_periods_loses_no_message(
     wait_until(lambda: len(committed()) >= 6, 60, "every message committed once the store is free")
     assert committed() == expected_contents("l", 6)
     wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 30, "every message acked")
+
+
+def test_a_writer_stopped_with_sigterm_mid_group_hands_its_messages_on_in_order(fleet):
+    # kombu gives a closing channel's unacknowledged messages back newest first; the writer's
+    # stay in `unacked` for the next writer, which restores them oldest first.
+    fleet.extra_env["SESSIONDB_GROUP_COMMIT_WAIT_MS"] = "5000"  # the group is still gathering at SIGTERM
+    fleet.extra_env["SESSIONDB_GROUP_COMMIT_MAX_EXTENSIONS"] = "1"
+    writer = fleet.writer()
+    app = fleet.app
+    for k in range(6):
+        events = [{"type": "session/started"}] if k == 0 else []
+        events.append({"type": "message/added", "role": "user", "content": f"o:{k}"})
+        app.send_task(COMMIT, args=[[{"write_id": f"o-{k}", "session": "o", "events": events}]], ignore_result=True)
+    wait_until(lambda: fleet.redis.hlen("unacked") == 6, 60, "the writer to hold all six, uncommitted")
+    writer.send_signal(signal.SIGTERM)
+    writer.wait(60)
+    fleet.extra_env.pop("SESSIONDB_GROUP_COMMIT_WAIT_MS")
+    fleet.writer()
+
+    def committed() -> list[str] | None:
+        with fleet.store() as store:
+            try:
+                return messages_of(store, "o")
+            except NotFoundError:
+                return None
+
+    wait_until(lambda: len(committed() or []) >= 6, 60, "all six committed by the next writer")
+    assert committed() == expected_contents("o", 6)
 
 
 NEVER = "1000000"  # a producer that never resends: only the broker and the writer keep its writes
