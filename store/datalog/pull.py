@@ -3,7 +3,8 @@
 Owns: the pull pattern records and the shape of pulled maps:
   * keys are attribute idents without the colon (``"session/id"``), reverse
     attributes keep their underscore (``"message/_session"``), ``"db/id"`` is the id;
-  * cardinality-many and reverse attributes give lists (default ``:limit`` 1000);
+  * cardinality-many and reverse attributes give lists (default ``:limit`` 1000, except the reverse
+    of a cardinality-one ref, as in DataScript);
   * refs without a sub-pattern give ``{"db/id": eid}``;
   * an entity with nothing to show pulls as ``None``.
 Must never: evaluate query clauses or write.
@@ -200,8 +201,11 @@ def _pull(db: DatomDb, pattern: PullPattern, e: int, path: set, depth: dict) -> 
                 if s.default is not _NO_DEFAULT:
                     out[s.key] = s.default
                 continue
-            if s.limit is not None and many:
-                vals = vals[: s.limit]
+            limit = s.limit
+            if s.reverse and limit == DEFAULT_LIMIT and not schema.is_many(s.attr):
+                limit = None  # as DataScript: the reverse of a cardinality-one ref has no default limit
+            if limit is not None and many:
+                vals = vals[:limit]
             is_ref = s.reverse or schema.is_ref(s.attr)
             if is_ref:
                 if s.recursion is not None:

@@ -101,3 +101,17 @@ def test_datoms_eavt_lists_entity_facts(db):
 def test_datoms_avet_carry_their_transaction(db):
     tx = db.transact([{"session/id": "s2"}]).tx
     assert [(d.v, d.tx) for d in db.datoms("avet", "session/id", "s2")] == [("s2", tx)]
+
+
+def test_the_default_limit_of_1000_cuts_reverse_refs_only_of_cardinality_many_attributes(open_db):
+    # DataScript 1.8.1: the reverse of a cardinality-one ref lists every referrer; the reverse of
+    # a cardinality-many ref (like a forward cardinality-many attribute) stops at 1000 by default.
+    # Found by the generative tester (a pull of :a/_link on a 5,000-entity data set).
+    db = open_db({"a/id": {"db/unique": "db.unique/identity"}, "a/link": {"db/valueType": "db.type/ref"},
+                  "a/links": {"db/valueType": "db.type/ref", "db/cardinality": "db.cardinality/many"}})
+    db.transact([{"a/id": "hub"}])
+    db.transact([{"a/id": f"x{i}", "a/link": ["a/id", "hub"], "a/links": [["a/id", "hub"]]} for i in range(1500)])
+    pulled = db.pull("[:a/_links]", ["a/id", "hub"])
+    assert len(pulled["a/_links"]) == 1000
+    assert len(db.pull("[:a/_link]", ["a/id", "hub"])["a/_link"]) == 1500
+    assert len(db.pull("[(:a/_link :limit 10)]", ["a/id", "hub"])["a/_link"]) == 10  # an explicit limit holds
