@@ -206,8 +206,13 @@ def test_kill_9_while_messages_arrive_during_commits_loses_none_even_without_res
     producers = {f"n{i}": fleet.producer(f"n{i}", count, NEVER) for i in range(3)}
     rng = random.Random(11)
     kills = 0
+    def busy(w) -> bool:  # this writer committed something, or there is nothing left to commit
+        return f"writes:{w.pid}" in fleet.stats() or all(p.poll() is not None for p in producers.values())
+
     while kills < 6 and any(p.poll() is None for p in producers.values()):
-        wait_until(lambda w=writer: f"writes:{w.pid}" in fleet.stats(), 60, "the writer to commit something")
+        wait_until(lambda w=writer: busy(w), 120, "the writer to commit something")
+        if all(p.poll() is not None for p in producers.values()):
+            break
         time.sleep(rng.uniform(0.0, 0.2))
         fleet.kill9(writer)
         kills += 1
