@@ -60,6 +60,11 @@ def die_with_parent() -> None:
         pass
 
 
+#: how the private redis-server is started, the first time and on every restart: its own
+#: session (a Ctrl-C reaches it only through `stop`), gone with `up`, private files
+REDIS_POPEN = {"start_new_session": True, "preexec_fn": die_with_parent, "umask": UMASK}
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -131,6 +136,7 @@ class Fleet:
         self.credentials: Credentials | None = None
         self.new_credentials = False
         self.flower_basic_auth = settings.flower_basic_auth
+        self.redis_restarts = 0
 
     @property
     def flower_url(self) -> str:
@@ -174,7 +180,7 @@ class Fleet:
             redis_server = EmbeddedRedis(self.root / "redis", appendfsync=self.settings.redis_appendfsync,
                                          user=self.credentials.redis_user, password=self.credentials.redis_password,
                                          tls=tls_files(self.settings))
-            self.redis = redis_server.start(start_new_session=True, preexec_fn=die_with_parent, umask=UMASK)
+            self.redis = redis_server.start(**REDIS_POPEN)
             self.broker_url = self.redis.url
             self.say(f"redis: private redis-server on {printable_url(self.broker_url)} (AOF in {self.redis.dir};"
                      f" user {self.credentials.redis_user}, password in {self.root / CREDENTIALS_FILE})")
@@ -244,13 +250,34 @@ class Fleet:
         return "; ".join(missing)
 
     def supervise_once(self) -> None:
-        """Report and restart children that exited (with a short back-off)."""
+        """Report and restart the private redis-server and children that exited (with a short back-off)."""
+        self._supervise_redis()
         for child in self.children:
             if not child.alive():
                 child.restarts += 1
                 self.say(f"fleet: {child.exit_report()}; restarting it")
                 time.sleep(min(5.0, 0.5 * child.restarts))
                 child.start()
+
+    def _supervise_redis(self) -> None:
+        """Our private redis-server exited: start it again on the same port, with the same AOF
+        (so nothing acknowledged is lost and every client finds it where it was). The workers
+        reconnect by themselves; while it is down a producer's write waits or fails, never lies.
+        A restart that fails is reported and tried again on the next round."""
+        redis_server = self.redis
+        if redis_server is None or redis_server.proc is None or redis_server.proc.poll() is None:
+            return
+        self.redis_restarts += 1
+        code = redis_server.proc.returncode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        self.say(f"redis: redis-server {how} (log: {redis_server.dir / 'redis.log'}); restarting it on port"
+                 f" {redis_server.port} with its AOF")
+        time.sleep(min(5.0, 0.2 * self.redis_restarts))
+        try:
+            redis_server.start(**REDIS_POPEN)
+        except (RuntimeError, OSError) as exc:
+            self.say(f"redis: restart failed ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc});"
+                     " trying again")
 
     def stop(self) -> None:
         started = bool(self.children or self.redis)

@@ -43,6 +43,7 @@ class Delivery:
     receipts: list[Receipt] = field(default_factory=list)
     widened: bool = False  # the prefetch window was widened for it (narrowed again when it is settled)
     size: int = 0  # bytes of its raw body (the group's bytes are bounded)
+    generation: int = 0  # the consumer generation it was delivered in (`WriterRuntime.generation`)
 
 
 def commit_group(store: Store, deliveries: Sequence[Delivery]) -> None:

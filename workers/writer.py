@@ -71,6 +71,11 @@ class WriterRuntime:
         self.redis = redis.Redis.from_url(app.conf.broker_url)
         self.store: Store | None = None
         self.notifier: IndexNotifier | None = None
+        # +1 each time the consumer restarts after a lost broker connection: the messages
+        # delivered before were all given back to the queue then (workers/writer_step.py) and
+        # come again, so a group buffered from an older generation is dropped, never acknowledged
+        # (its channel is gone: an ack there would kill the worker)
+        self.generation = 0
 
     @classmethod
     def of(cls, app: Celery) -> WriterRuntime:
@@ -208,10 +213,14 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         if state["timer"] is not None:
             state["timer"].cancel()
             state["timer"] = None
-        group = buffer[:]
+        group = [d for d in buffer if d.generation == runtime.generation]
+        if len(group) < len(buffer):
+            log.warning("writer: %d buffered messages were delivered before the broker connection was lost;"
+                        " they were given back to the queue and will come again", len(buffer) - len(group))
         buffer.clear()
         state["writes"] = state["bytes"] = 0
         if not group:
+            state["retry_s"] = 0.0
             return
         try:
             done = runtime.run_group(group, consumer)
@@ -246,7 +255,8 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             flush()  # the group's bytes are bounded, not only its count: commit before taking more
         retrying = state["retry_s"] > 0
         task_id = (message.headers or {}).get("id") or ""
-        delivery = Delivery(task_id, writes, reply_to, message, ack, reject, size=size)
+        delivery = Delivery(task_id, writes, reply_to, message, ack, reject, size=size,
+                            generation=runtime.generation)
         buffer.append(delivery)
         state["bytes"] += size
         if not retrying:  # while a group waits for its retry, the prefetch window stops new deliveries

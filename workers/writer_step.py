@@ -35,7 +35,9 @@ class WriterLockStep(bootsteps.StartStopStep):
         runtime = WriterRuntime.of(c.app)
         if runtime.lock.held:
             # The consumer restarted (lost broker connection): messages delivered on the old
-            # connection can no longer be acknowledged reliably; give them back now.
+            # connection can no longer be acknowledged reliably; give them back now, and forget
+            # the ones still buffered (they come again).
+            runtime.generation += 1
             restored = restore_unacked_writes(c.app)
             log.warning("writer: consumer restarted, %d unacknowledged messages restored", restored)
             return

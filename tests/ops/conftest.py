@@ -1,3 +1,4 @@
 """Fleet fixtures (real redis-server, real worker subprocesses): see tests/fleet_fixtures."""
 
 from fleet_fixtures import fleet, redis_server  # noqa: F401
+from fleet_fixtures.up import ups  # noqa: F401

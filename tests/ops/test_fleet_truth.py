@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,13 +20,12 @@ import pytest
 import redis
 from fleet_fixtures import wait_until
 from fleet_fixtures.processes import alive, clean_env, descendants
+from fleet_fixtures.up import CLI, Up
 
 from sessiondb.ops.redis_server import free_port
 from sessiondb.store import Store, WriterLockHeldError
 from sessiondb.store.writer_lock import WriterLock, holder_pid
 from sessiondb.tasks.broker import printable_url
-
-CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
 
 def redis_answers(url: str) -> bool:
@@ -38,38 +36,6 @@ def redis_answers(url: str) -> bool:
         return False
     finally:
         client.close()
-
-
-class Up:
-    """One `sessiondb up` in the background, its output in a file; killed at the end of the test."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], name: str = "up") -> None:
-        self.log_path = tmp_path / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_running(self, timeout: float = 180) -> None:
-        wait_until(lambda: "fleet: running" in self.output or self.proc.poll() is not None, timeout,
-                   "`sessiondb up` to say it runs")
-        assert self.proc.poll() is None and "fleet: running" in self.output, self.output
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-@pytest.fixture
-def ups():
-    started: list[Up] = []
-    yield started
-    for up in started:
-        up.kill()
 
 
 def test_a_writer_that_dies_at_start_up_fails_up_naming_role_log_and_error(tmp_path, ups):

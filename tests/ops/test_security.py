@@ -13,10 +13,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from fleet_fixtures import Fleet, wait_until
+from fleet_fixtures.up import CLI, Up
 
 from sessiondb.ops.redis_server import EmbeddedRedis, TlsFiles, free_port
 from sessiondb.store import Settings, Store
@@ -32,8 +31,6 @@ from sessiondb.store.index import Index
 from sessiondb.store.integrity import check_consistency, scan_blobs
 from sessiondb.store.private import exposed
 from sessiondb.tasks import SessionClient
-
-CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -89,34 +86,6 @@ def test_an_older_store_with_open_modes_becomes_private_at_its_next_writable_ope
         assert store.view("old")["messages"]
     assert (root.stat().st_mode & 0o777) == 0o700
     assert ((root / "store.sqlite").stat().st_mode & 0o777) == 0o600
-
-
-class Up:
-    """One `sessiondb up` in the background (umask 022), output in a file; killed at the end."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.log_path = tmp_path / "up.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, umask=0o022)
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_running(self, timeout: float = 240) -> None:
-        wait_until(lambda: "fleet: running" in self.output or self.proc.poll() is not None, timeout,
-                   "`sessiondb up` to say it runs")
-        assert self.proc.poll() is None and "fleet: running" in self.output, self.output
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        assert self.proc.wait(120) == 0, self.output
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 def resp(port: int, *command: str) -> bytes:
