@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -189,6 +190,18 @@ def print_view(console: Console, store: Any, doc: dict[str, Any], selected: str 
 
 # -- history ------------------------------------------------------------------------------
 
+
+def _section(console: Console, title: str, noun: str, items: list[dict[str, Any]], columns: tuple[str, ...],
+             row: Callable[[dict[str, Any]], tuple[Any, ...]]) -> None:
+    """A blank line, `title · N nouns`, and a table of the items (none: the heading alone)."""
+    console.print(Text())
+    console.print(heading(f"{title} · {count(len(items), noun)}"))
+    if items:
+        table = _table(*columns)
+        for item in items:
+            table.add_row(*row(item))
+        console.print(table)
+
 def print_history(console: Console, store: Any, doc: dict[str, Any]) -> None:
     """`sessiondb history`: everything recorded, abandoned branches included, in summary."""
     sid = doc["session"]["session_id"]
@@ -204,24 +217,12 @@ def print_history(console: Console, store: Any, doc: dict[str, Any]) -> None:
     console.print(Text())
     for part in heads_tree(store, sid):
         console.print(part)
-    derivations = doc["derivations"]
-    console.print(Text())
-    console.print(heading(f"Restores and forks · {count(len(derivations), 'derivation')}"))
-    if derivations:
-        table = _table("kind", "from", "into", "event", "at")
-        for d in derivations:
-            table.add_row(d["kind"], Text(f"{d['source_session']}#{d['source_head'] or '-'}"),
-                          Text(d["target_session"]), str(d["event_id"]), when(d["at"]))
-        console.print(table)
-    invocations = doc["invocations"]
-    console.print(Text())
-    console.print(heading(f"Invocations · {count(len(invocations), 'invocation')}"))
-    if invocations:
-        table = _table("id", "caller", "callee", "status", "started")
-        for inv in invocations:
-            table.add_row(Text(inv["invocation_id"]), Text(inv["caller_session"]), Text(inv["callee_session"]),
-                          inv["status"], when(inv["started_at"]))
-        console.print(table)
+    _section(console, "Restores and forks", "derivation", doc["derivations"], ("kind", "from", "into", "event", "at"),
+             lambda d: (d["kind"], Text(f"{d['source_session']}#{d['source_head'] or '-'}"),
+                        Text(d["target_session"]), str(d["event_id"]), when(d["at"])))
+    _section(console, "Invocations", "invocation", doc["invocations"], ("id", "caller", "callee", "status", "started"),
+             lambda inv: (Text(inv["invocation_id"]), Text(inv["caller_session"]), Text(inv["callee_session"]),
+                          inv["status"], when(inv["started_at"])))
     console.print(Text())
     shown = events[-EVENT_ROWS:]
     title = f"Latest events · {len(shown)} of {len(events)}" if len(shown) < len(events) else "Events"

@@ -33,6 +33,7 @@ from .store import (
     StoreError,
     ValidationError,
     WriteFailedError,
+    WriterLockHeldError,
 )
 
 if TYPE_CHECKING or "pdoc" in sys.modules:
@@ -72,5 +73,6 @@ __all__ = [
     "StoreError",
     "ValidationError",
     "WriteFailedError",
+    "WriterLockHeldError",
     "__version__",
 ]

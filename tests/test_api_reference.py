@@ -61,3 +61,15 @@ def test_public_methods_have_docstrings(cls: type) -> None:
     bare = [name for name, member in vars(cls).items()
             if not name.startswith("_") and callable(getattr(cls, name)) and not inspect.getdoc(member)]
     assert not bare, f"{cls.__name__}: public methods without a docstring: {bare}"
+
+
+def test_every_error_a_store_call_can_raise_is_importable_from_sessiondb() -> None:
+    """A user catches what `Store` raises with `from sessiondb import ...`: every public
+    StoreError class of sessiondb.store is there too (WriterLockHeldError was not)."""
+    import sessiondb
+    import sessiondb.store as store
+
+    errors = {name for name in store.__all__
+              if isinstance(getattr(store, name), type) and issubclass(getattr(store, name), store.StoreError)}
+    assert errors <= set(sessiondb.__all__), errors - set(sessiondb.__all__)
+    assert all(getattr(sessiondb, name) is getattr(store, name) for name in errors)

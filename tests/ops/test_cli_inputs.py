@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fleet_fixtures import messages_of, wait_until
+from fleet_fixtures.processes import clean_env
 
 from sessiondb.store import Store
 
@@ -25,10 +26,6 @@ READ_COMMANDS = [
     ["view", "s"], ["history", "s"], ["events", "s"], ["messages", "s"], ["counters", "s"],
     ["query", "[:find ?s :where [?s :session/id]]"], ["index", "status"], ["scan"], ["scan", "--full"], ["check"],
 ]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
 
 
 def not_sqlite(root: Path) -> None:

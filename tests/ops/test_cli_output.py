@@ -137,6 +137,8 @@ def test_history_summarises_everything_recorded(root):
     line_with(text, "resume", "a0#a0-h2")
     line_with(text, "fork", "a0#a0-h1", "a0-fork")
     line_with(text, "a0-inv1", "a0-child", "completed")
+    line_with(text, "Restores and forks ·", " derivations")
+    line_with(text, "Invocations · 1 invocation")
     assert "Latest events · 20 of" in text
 
 
