@@ -2,7 +2,8 @@
 
 `max_write_bytes` is enforced on the raw message body before it is decoded: a 200 MB message
 decoded into Python objects took the writer to 1.77 GiB. For a message over the limit
-(`Settings.message_limit`), `undecoded_writes` finds the write ids and the reply list it names
+(`Settings.message_limit`), and for one whose body cannot be decoded at all (not JSON, or
+JSON nested 10,000 deep), `undecoded_writes` finds the write ids and the reply list it names
 with bounded regular-expression scans of the raw bytes (no Python object per value), so each
 write still gets a rejection receipt and a dead-letter row. A write id is only found where it
 is a JSON key, `"write_id": "<name>"` (an escaped quote inside a string cannot match); a nested
@@ -37,10 +38,24 @@ def _raw(message: Any) -> bytes:
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
 
 
-def undecoded_writes(message: Any, size: int, limit: int, max_writes: int) -> tuple[list[Undecoded], str | None]:
-    """(one `Undecoded` per write id found in the body, at least one; the reply list or None)."""
+def oversize_reason(size: int, limit: int) -> str:
+    return f"message of {size} bytes; at most {limit}: not decoded (send smaller writes or fewer per message)"
+
+
+def undecodable_reason(exc: BaseException) -> str:
+    """Why a body could not be decoded, in one line (never the body itself: it may hold payloads)."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    if isinstance(cause, RecursionError):
+        detail = "nested too deeply to decode"
+    else:
+        detail = str(cause).splitlines()[0][:200] if str(cause) else type(cause).__name__
+    return f"message body is not valid JSON ({detail}): not decoded"
+
+
+def undecoded_writes(message: Any, reason: str, max_writes: int) -> tuple[list[Undecoded], str | None]:
+    """(one `Undecoded` per write id found in the raw body, at least one; the reply list or None),
+    each to be rejected with `reason`."""
     raw = _raw(message)
-    reason = f"message of {size} bytes; at most {limit}: not decoded (send smaller writes or fewer per message)"
     ids = []
     for match in _WRITE_ID.finditer(raw):
         ids.append(match.group(1).decode("ascii"))

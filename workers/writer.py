@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 from celery import Celery
-from kombu.exceptions import ContentDisallowed
+from kombu.exceptions import ContentDisallowed, DecodeError
 
 from sessiondb.store import Store, receipt_counts
 from sessiondb.store.writer_lock import WriterLock
@@ -50,7 +50,7 @@ from sessiondb.tasks.celery_app import settings_of
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
 from .notify import IndexNotifier
-from .raw_body import body_size, undecoded_writes
+from .raw_body import body_size, oversize_reason, undecodable_reason, undecoded_writes
 
 log = logging.getLogger("sessiondb.writer")
 
@@ -242,13 +242,20 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
         size = body_size(message)
         if size > runtime.settings.message_limit:
             # never decoded: each write id found in the raw body gets a rejection receipt
-            writes, reply_to = undecoded_writes(message, size, runtime.settings.message_limit, max_writes)
+            writes, reply_to = undecoded_writes(message, oversize_reason(size, runtime.settings.message_limit),
+                                                max_writes)
         else:
             try:
                 writes, reply_to = _unpack(message, body)
             except ContentDisallowed:
                 stats.record_refused(runtime.redis)
                 raise  # Celery logs and rejects it (never requeued, never executed)
+            except DecodeError as exc:
+                # not JSON, or too deep to decode: rejected like an oversize message (a receipt for
+                # each write id found, a dead letter), never dropped with the body in the log
+                log.warning("writer: message %s could not be decoded: %s", (message.headers or {}).get("id"),
+                            undecodable_reason(exc))
+                writes, reply_to = undecoded_writes(message, undecodable_reason(exc), max_writes)
             except (TypeError, ValueError):
                 writes, reply_to = [message.payload], None
         if buffer and state["retry_s"] == 0 and state["bytes"] + size > max_bytes:

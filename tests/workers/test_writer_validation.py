@@ -6,11 +6,14 @@ Real redis-server, real `sessiondb worker writer` subprocess, real store root.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
+import uuid
 
 from fleet_fixtures import messages_of, wait_until
 
+from sessiondb.tasks import receipts
 from sessiondb.tasks.routing import COMMIT, WRITES
 
 SURROGATE = json.loads('"\\ud800"')
@@ -89,3 +92,43 @@ def test_a_group_gathers_at_most_group_commit_max_bytes_of_messages(fleet):
     assert {r["status"] for result in sent for r in result.get(timeout=60)} == {"committed"}
     # ~15 KB per message, at most 40,000 bytes per group: never more than two messages a group
     assert int(fleet.stats()["groups"]) >= 5
+
+
+def raw_message(body: bytes) -> str:
+    """A `writes.commit` message as kombu stores it in the Redis list, around a body of our choosing
+    (a foreign or broken producer: our own client always sends valid JSON)."""
+    return json.dumps({
+        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": COMMIT, "id": str(uuid.uuid4())},
+        "properties": {"body_encoding": "base64", "delivery_info": {"exchange": WRITES, "routing_key": WRITES},
+                       "delivery_mode": 2, "delivery_tag": str(uuid.uuid4()), "priority": 0}})
+
+
+def test_a_body_that_is_not_json_or_too_deep_gets_receipts_and_dead_letters_and_the_writer_lives(fleet):
+    writer = fleet.writer()
+    reply = receipts.reply_key("raw-test")
+    secret = "the payload nobody may see in a log"
+    broken = (f'[[{{"write_id": "raw-1", "session": "v", "events": [{{"type": "message/added", "content": "{secret}"'
+              f'}}]}}, {{"write_id": "raw-2", "session": "v" oops ]], "{reply}"]').encode()
+    deep = b'[[{"write_id": "raw-3", "session": "v", "events": ' + b"[" * 10_000 + b"]" * 10_000 + \
+        f'}}], "{reply}"]'.encode()
+    fleet.redis.lpush(WRITES, raw_message(broken))
+    fleet.redis.lpush(WRITES, raw_message(deep))
+    got = []
+    for _ in range(2):
+        item = fleet.redis.blpop([reply], timeout=60)
+        assert item is not None, fleet.log(writer).decode(errors="replace")[-3000:]
+        got += receipts.decode(item[1])
+    assert [(r["write_id"], r["status"]) for r in got] == [("raw-1", "rejected"), ("raw-2", "rejected"),
+                                                             ("raw-3", "rejected")]
+    assert "not valid JSON" in got[0]["error"]["message"]
+    assert "nested too deeply" in got[2]["error"]["message"]
+    assert sorted(w for w, _type, _field in dead_letters(fleet)) == ["raw-1", "raw-2", "raw-3"]
+    assert int(fleet.stats()["rejected"]) == 3
+    # the writer lives on, commits the next good write, and its log shows no body
+    start = {"write_id": "v-start", "session": "v", "events": [{"type": "session/started"}]}
+    assert fleet.app.send_task(COMMIT, args=[[start, good("v1", "after")]]).get(timeout=60)[1]["status"] == \
+        "committed"
+    assert writer.poll() is None
+    log = fleet.log(writer).decode(errors="replace")
+    assert "could not be decoded" in log and secret not in log and "Traceback" not in log
