@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from edn_format import Keyword
@@ -29,7 +30,7 @@ def _scalar(x: Any) -> Any:
         if x.is_integer() and abs(x) < 2**53:
             return int(x)
         return float(f"{x:.9g}")
-    if isinstance(x, (set, frozenset)):
+    if isinstance(x, AbstractSet):  # a set, or the engine's ValueSet (true and 1 apart)
         return sorted((_scalar(i) for i in x), key=_key)
     if isinstance(x, (list, tuple)):
         return [_scalar(i) for i in x]
@@ -62,9 +63,9 @@ def _cell(x: Any, col: str, ids: dict[int, str]) -> Any:
     if col == "e":
         return _eid(x, ids)
     if col == "set-e":
-        return sorted((_eid(i, ids) for i in x), key=_key) if isinstance(x, (list, tuple, set, frozenset)) else x
+        return sorted((_eid(i, ids) for i in x), key=_key) if isinstance(x, (list, tuple, AbstractSet)) else x
     if col == "set":
-        return sorted((_scalar(i) for i in x), key=_key) if isinstance(x, (list, tuple, set, frozenset)) else x
+        return sorted((_scalar(i) for i in x), key=_key) if isinstance(x, (list, tuple, AbstractSet)) else x
     if col == "pull":
         return _pulled(x, ids)
     if col == "attr" and isinstance(x, str):

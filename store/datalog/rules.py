@@ -22,6 +22,7 @@ from edn_format import Keyword
 from . import edn
 from .context import Context
 from .errors import QueryError
+from .order import check_written_order
 from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
 from .relation import Rel, first_positions, getter, hash_join
 
@@ -60,6 +61,7 @@ class Solver:
         self.plans: dict[tuple, Any] = {}
         self.callee: dict[tuple, tuple] = {}
         self.index: dict[tuple, dict[tuple, list[tuple]]] = {}
+        self.written: dict[tuple, dict[int, tuple]] = {}  # (key, branch) -> id(plain not) -> join vars
 
     # -- magic and answers ---------------------------------------------------------------
     def register(self, key: tuple, tuples: set) -> None:
@@ -84,6 +86,12 @@ class Solver:
             return p
         name, adorn = key
         rule = self.rules[name][bi]
+        # as DataScript reads a rule body: in written order, from the head variables the call binds
+        # (the planner may then reorder); also decides the join variables of each plain not
+        written: dict[int, tuple] = {}
+        check_written_order(rule.body, {v for v, b in zip(rule.head, adorn, strict=False) if b}, self.rules, True,
+                            written)
+        self.written[pk] = written
         top, nested = _calls_in(rule.body)
         if not top and not nested:
             p = ("flat", rule, None, None, None, None)
@@ -131,10 +139,10 @@ class Solver:
                     out = new.setdefault(key, set())
                     if kind == "flat":
                         if key in dmagic:
-                            out |= self._body(rule, key, dmagic[key])
+                            out |= self._body(rule, key, bi, dmagic[key])
                     elif kind == "naive":
                         if dmagic or dans:
-                            out |= self._body(rule, key, self.magic[key])
+                            out |= self._body(rule, key, bi, self.magic[key])
                     else:
                         out |= self._linear(key, bi, rule, prefix, call, suffix, dmagic.get(key), dans)
             for key, rows in new.items():
@@ -161,9 +169,9 @@ class Solver:
             raise QueryError(f"rule {rule.name} does not bind [{missing}] in its body")
         return set(ctx.project(rule.head).rows)
 
-    def _body(self, rule: Rule, key: tuple, seeds: set) -> set:
+    def _body(self, rule: Rule, key: tuple, bi: int, seeds: set) -> set:
         ctx = self._ctx(self.seed_rel(key, seeds))
-        self.ev.run(rule.body, ctx)
+        self.ev.run(rule.body, ctx, self.written[(key, bi)])
         return self._head(rule, ctx)
 
     def _linear(self, key, bi, rule, prefix, call, suffix, dm, dans) -> set:
@@ -173,7 +181,7 @@ class Solver:
         parts: list[Rel] = []
         if dm:
             ctx = self._ctx(self.seed_rel(key, dm))
-            self.ev.run(prefix, ctx)
+            self.ev.run(prefix, ctx, self.written[pk])
             if not ctx.empty:
                 pvars = tuple(sorted(ctx.bound(), key=lambda v: v.name))
                 delta = ctx.project(pvars)
@@ -191,7 +199,7 @@ class Solver:
             if not rel.rows:
                 continue
             ctx = self._ctx(rel)
-            self.ev.run(suffix, ctx)
+            self.ev.run(suffix, ctx, self.written[pk])
             out |= self._head(rule, ctx)
         return out
 
