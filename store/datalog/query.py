@@ -77,18 +77,21 @@ def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> di
 
 
 def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
-    """Clauses that must wait for a function binding written before them: those using one of its
-    output variables.  As in DataScript, the function's value is what such a clause then sees
-    (a ``vector`` result is a lookup ref that a later pattern resolves); run after the clause
-    instead, the function would only be compared with the datom's value."""
+    """Clause index -> the clauses written before it that it must wait for: a clause using an output
+    variable of a function binding written before it waits for the function, and a function binding
+    waits for the clauses before it that use its output variables.  Whichever comes first in the
+    written order binds the variable, as in DataScript: a ``vector`` result is a lookup ref that a
+    later pattern resolves, while a function run after a pattern is only compared with its value."""
     fns = [(i, set(flat_vars(c.binding))) for i, c in enumerate(clauses) if isinstance(c, FnBinding)]
     if not fns:
         return {}
     out: dict[int, list[int]] = {}
     for j, c in enumerate(clauses):
-        deps = [i for i, outs in fns if i < j and outs & vars_of(c)]
-        if deps:
-            out[j] = deps
+        vs = vars_of(c)
+        for i, outs in fns:
+            if i != j and outs & vs:
+                first, then = (i, j) if i < j else (j, i)
+                out.setdefault(then, []).append(first)
     return out
 
 

@@ -21,7 +21,7 @@ from edn_format import Keyword
 
 from . import edn
 from .context import Context
-from .errors import QueryError
+from .errors import DatalogError, QueryError
 from .order import check_written_order
 from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
 from .relation import Rel, first_positions, getter, hash_join
@@ -86,11 +86,15 @@ class Solver:
             return p
         name, adorn = key
         rule = self.rules[name][bi]
-        # as DataScript reads a rule body: in written order, from the head variables the call binds
-        # (the planner may then reorder); also decides the join variables of each plain not
+        # the join variables of each plain not, from the written order of the body and the head
+        # variables this call binds (acceptance was decided up front, order.check_written_order;
+        # a call the planner reached with fewer bindings leaves the nots to the evaluator)
         written: dict[int, tuple] = {}
-        check_written_order(rule.body, {v for v, b in zip(rule.head, adorn, strict=False) if b}, self.rules, True,
-                            written)
+        try:
+            check_written_order(rule.body, {v for v, b in zip(rule.head, adorn, strict=False) if b}, self.rules,
+                                True, written)
+        except DatalogError:
+            written = {}
         self.written[pk] = written
         top, nested = _calls_in(rule.body)
         if not top and not nested:
