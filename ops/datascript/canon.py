@@ -120,11 +120,11 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
         # a lookup ref that names no entity is an error for us wherever it is written; DataScript
         # raises only if it evaluates that clause (not in a branch whose relation is already empty)
         return "kept:ds-lazy-validation", _show(ours, our_ids, q), ds[1]
-    if ds[0] == "error" and ours[0] == "value" and not ours[1] and (
-            "lookup ref attribute should be marked" in str(ds[1]).lower()
-            or "nothing found for entity id" in str(ds[1]).lower()):
-        # raised on a value reached in DataScript's written order; our plan emptied the relation first
-        return "kept:ds-order-dependent-error", _show(ours, our_ids, q), ds[1]
+    if _order_dependent(ds, ours) or _order_dependent(ours, ds):
+        # raised on a value reached in one engine's order (DataScript's written order, our plan)
+        # where the other emptied the relation first, or on a variable holding one value that
+        # DataScript substitutes into the pattern
+        return "kept:ds-order-dependent-error", _show(ours, our_ids, q), _show(ds, ds_ids_, q)
     if ours[0] == "error" or ds[0] == "error":
         same = ours[0] == ds[0]
         return ("agree" if same else "diverge"), _show(ours, our_ids, q), _show(ds, ds_ids_, q)
@@ -147,6 +147,16 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
         # entity make two rows; ours resolves them (one row)
         return "kept:ds-input-lookup-ref-dups", mine, theirs
     return "diverge", mine, theirs
+
+
+_VALUE_ERRORS = ("lookup ref attribute should be marked", "lookup ref attribute must be :db/unique",
+                 "nothing found for entity id", "expected number or lookup ref for entity id")
+
+
+def _order_dependent(err: tuple[str, Any], other: tuple[str, Any]) -> bool:
+    """``err`` raised on a bound value that is no usable entity, ``other`` answered nothing."""
+    return (err[0] == "error" and other[0] == "value" and not other[1]
+            and any(m in str(err[1]).lower() for m in _VALUE_ERRORS))
 
 
 def _validation(msg: str) -> bool:

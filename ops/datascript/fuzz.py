@@ -127,7 +127,10 @@ KEPT: dict[str, tuple[str, Any]] = {
     "ds-order-dependent-error": ("a bound value that is no lookup ref (or names nobody) where an entity is expected "
                                  "raises when a clause reaches it on a non-empty relation: in DataScript's written "
                                  "order, in ours in the planner's (ours answers [] when another clause emptied the "
-                                 "relation first; applied to results)", lambda q, m: False),
+                                 "relation first; applied to results).  Also a string or boolean bound where an "
+                                 "entity is expected: DataScript raises when the variable holds one value (it "
+                                 "substitutes it into the pattern) and matches nothing otherwise; ours matches "
+                                 "nothing", lambda q, m: False),
     "ds-rule-required-vars": ("DataScript 1.8.1 returns a cross product for a rule with required vars "
                               "[(r [?e] ?v) ...] (the bound ?e is not joined)", _rule_required),
 }
@@ -159,13 +162,16 @@ class Case:
         return G.to_txs(self.model, self.entities if entities is None else entities)
 
 
-def make_case(seed: int, size: int | None = None, queries: int | None = None) -> Case:
+def make_case(seed: int, size: int | None = None, queries: int | None = None, rare: bool = False) -> Case:
+    """A generated case; ``rare``: top-level clauses from ``grammar.RARE`` (the rare branches)."""
     rnd = random.Random(seed)
     if size is None:
         size = rnd.choices(SIZES, SIZE_WEIGHTS)[0]
     model = G.make_model(rnd)
     ents = G.make_entities(rnd, model, size)
     gen = G.QueryGen(rnd, model, ents, size)
+    if rare:
+        gen.clauses = G.RARE
     n = queries or {10: 40, 300: 60, 5000: 40, 50000: 25}.get(size, 40)
     return Case(seed, size, model, ents, [gen.query().to_json() for _ in range(n)])
 
@@ -406,7 +412,7 @@ def describe(case: Case, q: dict, mine: Any, theirs: Any) -> str:
 
 def fuzz(cases: int, seed: int, timeout: float = 20.0, sizes: list[int] | None = None,
          shrink: int = 0, save: bool = False, log: Any = None, queries: int | None = None,
-         shrink_known: bool = False) -> Stats:
+         shrink_known: bool = False, rare: bool = False) -> Stats:
     """Run ``cases`` generated cases from ``seed``; shrink (and optionally save) up to ``shrink`` divergences
     (those matching a reported finding in ``KNOWN`` only with ``shrink_known``)."""
     total = Stats()
@@ -417,7 +423,7 @@ def fuzz(cases: int, seed: int, timeout: float = 20.0, sizes: list[int] | None =
         for i in range(cases):
             cs = seed * 100_003 + i
             size = random.Random(cs).choice(sizes) if sizes else None
-            case = make_case(cs, size, queries)
+            case = make_case(cs, size, queries, rare)
             st = run_case(case, ds, timeout)
             total.add(st)
             if log:

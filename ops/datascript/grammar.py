@@ -304,6 +304,7 @@ class QueryGen:
                     for t in v if isinstance(v, list) else [v]:
                         self.reverse.setdefault((k, t), []).append(ident)
         self.q: Query | None = None
+        self.clauses = CLAUSES  # the production table for top-level clauses (RARE for a focused run)
 
     # -- helpers ---------------------------------------------------------------------------
     def witness_value(self, ident: str | None, a: Attr, miss: bool = False) -> Any:
@@ -351,7 +352,7 @@ class QueryGen:
         _weighted(rnd, ROOTS)(self, scope, t, anchor)
         for _ in range(rnd.choice([1, 1, 2, 2, 3, 4, 5])):
             for _attempt in range(6):
-                prod = _weighted(rnd, CLAUSES)
+                prod = _weighted(rnd, self.clauses)
                 c = prod(self, scope, 0)
                 if c is not None:
                     q.where.extend(c) if isinstance(c, Many) else q.where.append(c)
@@ -1051,7 +1052,7 @@ def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
     a = g.attr_of(t, "int")
     kinds = ["unknown", "lonely-not"] + (["early", "early", "early-bound"] if a else [])
     if f"{t}/parent" in g.model.attrs and g.size <= 400:
-        kinds += ["anc-or", "anc-or", "anc-same"]
+        kinds += ["anc-or", "anc-or", "anc-same", "anc-filtered", "anc-filtered"]
     kind = rnd.choice(kinds)
     g.q.tags.add("rule_" + kind.replace("-", "_"))
     if kind in ("early", "early-bound"):
@@ -1072,6 +1073,12 @@ def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
         rules = (f"[[(anc ?a ?b) (or-join [?a ?b] [?a :{t}/parent ?b] "
                  f"(and [?a :{t}/parent ?x] (anc ?x ?b)))]]")
         call = L((Sym("anc"), Sym(e), s.fresh("e", VarInfo("e", t, witness=None))))
+    elif kind == "anc-filtered":  # a recursive body whose prefix holds a function, a predicate and a not
+        rules = (f"[[(up ?a ?b) [?a :{t}/parent ?b]] "
+                 f"[(up ?a ?b) [?a :{t}/parent ?x] [(identity ?x) ?y] [(not= ?y ?a)] (not [?y :{t}/absent _]) "
+                 f"(up ?y ?b)]]")
+        other = s.fresh("e", VarInfo("e", t, witness=None))
+        call = L((Sym("up"), Sym(e), other) if rnd.random() < 0.6 else (Sym("up"), other, Sym(e)))
     else:
         rules = (f"[[(anc ?a ?b) [?a :{t}/parent ?b]] "
                  f"[(anc ?a ?b) [?a :{t}/parent ?x] (anc ?x ?b)]]")
@@ -1081,11 +1088,40 @@ def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
     return call
 
 
+def p_invalid(g: QueryGen, s: Scope, depth: int) -> Any:
+    """Clauses DataScript rejects (when it reaches them on a non-empty relation): a ``not-join``
+    whose join variable nothing binds, an ``or-join`` branch that does not bind a join variable,
+    a rule call with no ``%``."""
+    e = _some_entity(g, s)
+    if depth > 0 or e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns) or g.model.attrs[f"{info.ns}/id"]
+    shape = g.rnd.choice(["not-join", "or-join", "no-rules"])
+    g.q.tags.add("invalid_" + shape.replace("-", "_"))
+    if shape == "not-join":
+        x = Sym(f"?free{s.counter[0] + 1}")
+        s.counter[0] += 1
+        return L((Sym("not-join"), [x], [x, Kw(a.name), Sym("_")]))
+    if shape == "or-join":
+        x = s.fresh("v", VarInfo("v", info.ns, None))
+        return L((Sym("or-join"), [e, x], [e, Kw(a.name), x], [e, Kw(f"{info.ns}/id"), Sym("_")]))
+    if "%" in [str(i) for i in g.q.ins]:
+        return None
+    return L((Sym("nosuch"), e))
+
+
 CLAUSES = [
     (6, p_value), (7, p_const), (5, p_ref), (2, p_bound_join), (2, p_blank), (2, p_attr_var),
     (4, p_predicate), (3, p_fn), (2, p_missing), (3, p_not), (2, p_not_join), (2, p_or), (2, p_or_join),
     (2, p_rule), (1, p_const_entity), (1, p_tx),
-    (2, p_fn_entity), (1, p_odd_entity), (1, p_tx_more), (1, p_fn_rebind), (1, p_rule_more),
+    (2, p_fn_entity), (1, p_odd_entity), (1, p_tx_more), (1, p_fn_rebind), (1, p_rule_more), (1, p_invalid),
+]
+# the productions that reach rare branches of the scan and the planner, for a focused slice
+RARE = [
+    (3, p_value), (3, p_const), (2, p_ref), (1, p_attr_var), (1, p_predicate), (1, p_not), (1, p_or_join),
+    (4, p_fn_entity), (3, p_odd_entity), (4, p_tx_more), (2, p_fn_rebind), (3, p_rule_more), (2, p_invalid),
+    (2, p_tx), (1, p_const_entity), (1, p_rule),
 ]
 # inside not / or bodies: refinements of bound variables only
 BODY = [(5, p_const), (2, p_blank), (2, p_predicate), (1, p_missing), (1, p_attr_var), (1, p_not),

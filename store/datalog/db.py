@@ -316,7 +316,7 @@ class DatomDb:
             if aid is None:  # no datoms of it yet; a lookup ref written as its value must still resolve
                 ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
                 if v is not None and v[0] == "const" and ident and self.schema.is_ref(ident):
-                    self._encode_value(v[1], True, const=True)
+                    self._encode_value(v[1], True)
                 return []
             attrs = [(aid, names[aid])]
         else:
@@ -341,7 +341,7 @@ class DatomDb:
             v_back = None
             if v is not None:
                 if v[0] == "const":
-                    vv = self._encode_value(v[1], is_ref, const=True)
+                    vv = self._encode_value(v[1], is_ref)
                     if vv is None:
                         continue
                 else:
@@ -406,7 +406,7 @@ class DatomDb:
         for a ref attribute with lookup refs among the values, each entity id's bound values (see
         ``_bound_entities``); a lookup ref that finds nothing here raises, as in DataScript."""
         if not is_ref or not any(isinstance(x, _LISTY) for x in values):
-            return [x for x in (self._encode_value(x, is_ref) for x in values) if x is not None], None
+            return [x for x in (self._encode_value(x, False) for x in values) if x is not None], None
         back: dict[int, list] = {}
         for x in values:
             eid = self._resolve_const(x) if isinstance(x, _LISTY) else unwrap(x)
@@ -488,14 +488,12 @@ class DatomDb:
     def _shown_ref(x: Any) -> str:
         return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
 
-    def _encode_value(self, x: Any, is_ref: bool, const: bool = False) -> Any:
-        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs
-        (one written in the pattern, ``const``, must find its entity)."""
+    def _encode_value(self, x: Any, is_ref: bool) -> Any:
+        """A pattern's value as stored (None: it cannot match any datom); for a ref attribute a
+        lookup ref must find its entity (``_resolve_const``)."""
         x = unwrap(x)  # booleans travel wrapped through relations (values.py)
         if is_ref and isinstance(x, _LISTY):
-            x = self._resolve_const(x) if const else self._resolve(x)
-            if x is None:
-                return None
+            x = self._resolve_const(x)
         try:
             return encode(x)
         except TransactError:
@@ -541,7 +539,7 @@ class DatomDb:
                 else:
                     keep_e = set(ints)  # too many host parameters: filtered below
             if v is not None and v[0] == "const":
-                vv = self._encode_value(v[1], is_ref, const=True)
+                vv = self._encode_value(v[1], is_ref)
                 if vv is None:
                     continue
                 where.append("v = ?")

@@ -227,9 +227,7 @@ class Evaluator:
         return Rel(vars_, list(dict.fromkeys(map(getter(idx), rows))))
 
     def _pattern_tx(self, p: Pattern, src: Any, terms: list, ctx: Context) -> Rel:
-        """[e a v tx]: the rare four-position pattern, scanned with the tx column."""
-        if not hasattr(src, "scan_with_tx"):
-            raise QueryError(f"the tx position needs a database source: {_fmt(p.form)}")
+        """[e a v tx] over the database: the rare four-position pattern, scanned with the tx column."""
         e, a, v, tx = terms[:4]
         rows = src.scan_with_tx(self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx))
         ctx_tx = self._cand(tx, ctx)  # the tx column is filtered here: the scan cannot use it
