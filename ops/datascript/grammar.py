@@ -494,6 +494,7 @@ def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     elif rnd.random() < 0.7:
         g.q.where.append([Sym("$2"), x, k])
     else:
+        del s.vars[str(k)]  # not used after all
         g.q.where.append([Sym("$2"), x, 0])
     g.q.where.append([s.fresh("e", VarInfo("e", t, witness=anchor)), Kw(f"{t}/id"), x])
     g.q.tags.add("input_source")
