@@ -136,7 +136,8 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
         if rows is None:
             return ("agree" if (mine is None) == (theirs is None) else "diverge"), mine, theirs
         mrow = [mine] if q["kind"] == "scalar" else mine
-        ok = (mine is None and not rows) or (mine is not None and mrow in rows)
+        # a scalar nil is also the value of a row [nil] (a source's short tuple binds nil)
+        ok = (mine is None and not rows) or ((mine is not None or q["kind"] == "scalar") and mrow in rows)
         return ("agree" if ok else "diverge"), mine, {"one of": rows[:20], "returned": theirs}
     theirs = canon(ds[1], q["kind"], q["cols"], ds_ids_, keys)
     if _key(mine) == _key(theirs):

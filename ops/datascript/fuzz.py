@@ -395,7 +395,8 @@ def replay(doc: dict) -> tuple[bool, Any, Any]:
         if "one_of" in exp:
             rows = exp["one_of"]
             mrow = [mine] if doc["kind"] == "scalar" else mine
-            return (mine is None and not rows) or (mine is not None and mrow in rows), mine, exp
+            return (mine is None and not rows) or ((mine is not None or doc["kind"] == "scalar") and mrow in rows), \
+                mine, exp
         return _key(mine) == _key(exp["value"]), mine, exp
     finally:
         db.close()

@@ -487,6 +487,8 @@ def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     if ragged and rnd.random() < 0.6:
         extra = [s.fresh("v", VarInfo("v", None, None)) if rnd.random() < 0.7 else rnd.randrange(3)
                  for _ in range(rnd.choice([1, 2]))]
+        if rnd.random() < 0.2:
+            extra[0] = k  # a variable repeated in the pattern (DataScript gets it spelled out)
         g.q.where.append([Sym("$2"), x, k, *extra])
         if rnd.random() < 0.3:  # the source again, joined through its second column (a bound set there)
             g.q.where.append([Sym("$2"), s.fresh("v", VarInfo("v", None, None)), k])
@@ -988,7 +990,8 @@ def p_tx_more(g: QueryGen, s: Scope, depth: int) -> Any:
     info = s.vars[e]
     a = g.attr_of(info.ns, "int", "str", "bool", "ref") or g.model.attrs[f"{info.ns}/id"]
     g.q.tags.add("tx_position")
-    shape = rnd.choice(["shared-tx", "shared-tx", "input-attr", "input-attrs", "repeated", "bound-values"])
+    shape = rnd.choice(["shared-tx", "shared-tx", "input-attr", "input-attrs", "repeated", "bound-values",
+                        "impossible"])
     if shape == "shared-tx":
         tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
         b = g.attr_of(info.ns) or a
@@ -1005,7 +1008,12 @@ def p_tx_more(g: QueryGen, s: Scope, depth: int) -> Any:
                 s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))]
     if shape == "repeated":  # never true here (values are no tx ids); DataScript gets it spelled out
         x = s.fresh("v", VarInfo("v", None, None))
-        return [e, Kw(a.name), x, x]
+        # on the witness by lookup ref: the planner runs it first, on a non-empty relation
+        who = [Kw(f"{info.ns}/id"), info.witness] if info.witness and rnd.random() < 0.7 else e
+        return [who, Kw(a.name), x, x]
+    if shape == "impossible":  # a constant no datom can hold, with the tx position
+        return [e, Kw(a.name), [1, 2] if a.kind != "ref" else [Kw(f"{a.target}/id"), "nobody"],
+                s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))]
     vs = [v for v in s.values("int", "str") if s.vars[v].attr and s.vars[v].attr.ns == info.ns]
     if not vs:
         return None

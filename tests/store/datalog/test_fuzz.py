@@ -51,9 +51,9 @@ def session(datascript):  # the datascript fixture skips when node/npm are missi
     ds.close()
 
 
-# ~150 queries from grammar.RARE (function-built lookup refs, odd entity positions, tx-position
+# ~440 queries (about 10 s) from grammar.RARE (function-built lookup refs, odd entity positions, tx-position
 # shapes, rule bodies, invalid clauses), one case past the tx scan's 900-entity IN list
-RARE_SLICE = [(seed, 10, 25) for seed in range(21, 25)] + [(25, 300, 30), (26, 300, 30), (27, 2000, 12)]
+RARE_SLICE = [(seed, 10, 25) for seed in range(21, 33)] + [(seed, 300, 30) for seed in range(33, 37)] + [(37, 2000, 20)]
 
 
 def test_fixed_seed_slice_agrees_with_datascript(session):
@@ -61,7 +61,7 @@ def test_fixed_seed_slice_agrees_with_datascript(session):
 
 
 def test_rare_branches_slice_agrees_with_datascript(session):
-    _agrees(session, [(10_000 + seed, size, n, True) for seed, size, n in RARE_SLICE], 120)
+    _agrees(session, [(10_000 + seed, size, n, True) for seed, size, n in RARE_SLICE], 350)
 
 
 def _agrees(session, cases, at_least):
