@@ -2,7 +2,7 @@
 
 Owns: which generated queries are compared (``KEPT``: differences kept on purpose and DataScript
 bugs, skipped by name with the reason, or compared through a DataScript-side rewrite), labels for
-divergences already reported (``KNOWN``, FUZZ_FINDINGS.md), running cases through both engines
+divergences already reported and not fixed yet (``KNOWN``, none today), running cases through both engines
 (``run_case``), the regression-case file format that tests/store/datalog/test_fuzz.py replays
 without node, and ``fuzz`` (what ops/bench/datalog_fuzz.py runs).  The parts live beside it:
 ``grammar`` (schemas, data, queries), ``engines`` (DataScript session, our engine with a time

@@ -3,7 +3,7 @@
 * Every saved regression case in ``regressions/`` (a shrunk divergence: schema, tx data, query,
   inputs and DataScript's canonical answer) is replayed through our engine only, so these run
   everywhere, without node.  A case whose fix has not landed carries ``"xfail"`` (the
-  FUZZ_FINDINGS.md reference) and is a strict xfail.
+  reason) and is a strict xfail.
 * A fixed-seed slice of the generator runs against live DataScript (skipped without node/npm):
   small and mid-size cases plus one case past the planner's IN-list and estimate thresholds.
 """
