@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", action="store_true", help="save shrunk divergences as regression cases")
     ap.add_argument("--shrink-known", action="store_true", help="also shrink divergences of reported findings")
     ap.add_argument("--quiet", action="store_true", help="only the summary (and divergences)")
+    ap.add_argument("--rare", action="store_true",
+                    help="top-level clauses from grammar.RARE: the productions that reach rare engine branches")
     ap.add_argument("--coverage", action="store_true",
                     help="measure branch coverage of store/datalog reached by this run (needs `pip install coverage`)")
     ap.add_argument("--coverage-file", default=None, help="keep the coverage data in this file (to combine runs)")
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     st = fuzz.fuzz(args.cases, args.seed, timeout=args.timeout, sizes=sizes, shrink=args.shrink,
-                   save=args.save, log=log, queries=args.queries or None, shrink_known=args.shrink_known)
+                   save=args.save, log=log, queries=args.queries or None, shrink_known=args.shrink_known,
+                   rare=args.rare)
     print()
     print(f"cases           {st.cases}")
     print(f"queries         {st.queries}  (compared; skipped on purpose not included)")

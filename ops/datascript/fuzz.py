@@ -2,7 +2,7 @@
 
 Owns: which generated queries are compared (``KEPT``: differences kept on purpose and DataScript
 bugs, skipped by name with the reason, or compared through a DataScript-side rewrite), labels for
-divergences already reported (``KNOWN``, FUZZ_FINDINGS.md), running cases through both engines
+divergences already reported and not fixed yet (``KNOWN``, none today), running cases through both engines
 (``run_case``), the regression-case file format that tests/store/datalog/test_fuzz.py replays
 without node, and ``fuzz`` (what ops/bench/datalog_fuzz.py runs).  The parts live beside it:
 ``grammar`` (schemas, data, queries), ``engines`` (DataScript session, our engine with a time
@@ -68,8 +68,24 @@ def _where(q: dict) -> str:
     return q["query"].split(" :where ", 1)[1][:-1]
 
 
+_FORMS = {"not", "not-join", "or", "or-join", "and"}
+
+
+def _rule_calls(text: str) -> list[list[str]]:
+    """Token lists of every rule call (a list form that is no not / or / and), at any depth."""
+    out = []
+    for f in split_forms(text):
+        if f.startswith("("):
+            items = split_forms(f[1:-1])
+            if items and items[0] not in _FORMS:
+                out.append(items)
+            else:
+                out += _rule_calls(" ".join(items[1:]))
+    return out
+
+
 def _repeated_var(q: dict, model: G.Model) -> bool:
-    for toks in _patterns(_where(q)):
+    for toks in _patterns(_where(q)) + _rule_calls(_where(q)):
         vs = [t for t in toks if t.startswith("?")]
         if len(vs) != len(set(vs)):
             return True
@@ -108,55 +124,23 @@ KEPT: dict[str, tuple[str, Any]] = {
     "ds-input-lookup-ref-dups": ("DataScript keeps lookup refs given as input unresolved, so two input rows naming "
                                  "one entity give duplicate result rows; ours resolves them (applied to results)",
                                  lambda q, m: False),
+    "ds-order-dependent-error": ("a bound value that is no lookup ref (or names nobody) where an entity is expected "
+                                 "raises when a clause reaches it on a non-empty relation: in DataScript's written "
+                                 "order, in ours in the planner's (ours answers [] when another clause emptied the "
+                                 "relation first; applied to results).  Also a string or boolean bound where an "
+                                 "entity is expected: DataScript raises when the variable holds one value (it "
+                                 "substitutes it into the pattern) and matches nothing otherwise; ours matches "
+                                 "nothing", lambda q, m: False),
     "ds-rule-required-vars": ("DataScript 1.8.1 returns a cross product for a rule with required vars "
                               "[(r [?e] ?v) ...] (the bound ?e is not joined)", _rule_required),
 }
 
 
-# -- divergences already reported (FUZZ_FINDINGS.md), still counted as divergences -----------
-# (verdict, ours, DataScript) -> True when the divergence is that finding; used to label counts only
-
-
-def _clause_order(ours: Any, theirs: Any) -> bool:
-    return isinstance(theirs, dict) and "Insufficient bindings" in str(theirs.get("error", "")) and not (
-        isinstance(ours, dict) and "error" in ours)
-
-
-def _debool(x: Any) -> Any:
-    if isinstance(x, bool):
-        return int(x)
-    if isinstance(x, list):
-        return sorted((_debool(i) for i in x), key=_key)
-    if isinstance(x, dict):
-        return {k: _debool(v) for k, v in x.items()}
-    return x
-
-
-def _bool_is_int(ours: Any, theirs: Any) -> bool:
-    """Equal once true/false are read as 1/0 (and duplicates dropped): Python's 1 == True."""
-    def norm(x: Any) -> Any:
-        d = _debool(x)
-        return sorted({_key(i) for i in d}) if isinstance(d, list) else _key(d)
-    if isinstance(ours, dict) and "error" in ours:
-        return False
-    # merged rows also change counts and aggregates: any divergence where DataScript's answer holds a boolean
-    return norm(ours) == norm(theirs) or (" true" in _key(theirs) or " false" in _key(theirs)
-                                          or _key(theirs)[:5] in ("true", "false") or "[true" in _key(theirs)
-                                          or "[false" in _key(theirs))
-
-
-def _nothing_found(ours: Any, theirs: Any) -> bool:
-    return isinstance(theirs, dict) and "Nothing found for entity id" in str(theirs.get("error", "")) and not (
-        isinstance(ours, dict) and "error" in ours)
-
-
-KNOWN: dict[str, tuple[str, Any]] = {
-    "F3-true-is-1": ("true and 1 (false and 0) are merged by de-duplication (FUZZ_FINDINGS.md F3)", _bool_is_int),
-    "F4-lookup-ref-nothing-found": ("a lookup ref that finds nothing: DataScript raises, ours returns no rows "
-                                    "(FUZZ_FINDINGS.md F4)", _nothing_found),
-    "F1-clause-order": ("DataScript rejects a clause whose inputs are unbound at its written position; ours "
-                        "reorders and accepts (FUZZ_FINDINGS.md F1)", _clause_order),
-}
+# -- divergences already reported, still counted as divergences ------------------------------
+# name -> (reason, hit(ours, DataScript) -> True when a divergence is that finding); labels counts
+# only (and the CI slice forgives them).  Empty: every finding reported so far is fixed (the
+# earlier F1 clause order, F3 true merged with 1 and F4 lookup refs that find nothing).
+KNOWN: dict[str, tuple[str, Any]] = {}
 
 
 # -- cases ---------------------------------------------------------------------------------
@@ -178,13 +162,16 @@ class Case:
         return G.to_txs(self.model, self.entities if entities is None else entities)
 
 
-def make_case(seed: int, size: int | None = None, queries: int | None = None) -> Case:
+def make_case(seed: int, size: int | None = None, queries: int | None = None, rare: bool = False) -> Case:
+    """A generated case; ``rare``: top-level clauses from ``grammar.RARE`` (the rare branches)."""
     rnd = random.Random(seed)
     if size is None:
         size = rnd.choices(SIZES, SIZE_WEIGHTS)[0]
     model = G.make_model(rnd)
     ents = G.make_entities(rnd, model, size)
     gen = G.QueryGen(rnd, model, ents, size)
+    if rare:
+        gen.clauses = G.RARE
     n = queries or {10: 40, 300: 60, 5000: 40, 50000: 25}.get(size, 40)
     return Case(seed, size, model, ents, [gen.query().to_json() for _ in range(n)])
 
@@ -312,8 +299,20 @@ def unify_for_datascript(q: dict) -> dict | None:
                     body = forms(" ".join(items[n:]), False)
                     if body is None:
                         return None
-                else:
-                    body = items[n:]
+                else:  # a rule call: DataScript 1.8.1 does not unify a variable repeated in it either
+                    seen, preds = set(), []
+                    for i, t in enumerate(items):
+                        if t.startswith("?") and t in seen:
+                            if t in inputs:
+                                return None
+                            counter[0] += 1
+                            items[i] = f"{t}_r{counter[0]}"
+                            preds.append(f"[(= {t} {items[i]})]")
+                        seen.add(t)
+                    if preds and in_or:
+                        return None
+                    out += ["(" + " ".join(items) + ")", *preds]
+                    continue
                 out.append("(" + " ".join(items[:n] + body) + ")")
             else:
                 out.append(f)
@@ -396,7 +395,8 @@ def replay(doc: dict) -> tuple[bool, Any, Any]:
         if "one_of" in exp:
             rows = exp["one_of"]
             mrow = [mine] if doc["kind"] == "scalar" else mine
-            return (mine is None and not rows) or (mine is not None and mrow in rows), mine, exp
+            return (mine is None and not rows) or ((mine is not None or doc["kind"] == "scalar") and mrow in rows), \
+                mine, exp
         return _key(mine) == _key(exp["value"]), mine, exp
     finally:
         db.close()
@@ -413,7 +413,7 @@ def describe(case: Case, q: dict, mine: Any, theirs: Any) -> str:
 
 def fuzz(cases: int, seed: int, timeout: float = 20.0, sizes: list[int] | None = None,
          shrink: int = 0, save: bool = False, log: Any = None, queries: int | None = None,
-         shrink_known: bool = False) -> Stats:
+         shrink_known: bool = False, rare: bool = False) -> Stats:
     """Run ``cases`` generated cases from ``seed``; shrink (and optionally save) up to ``shrink`` divergences
     (those matching a reported finding in ``KNOWN`` only with ``shrink_known``)."""
     total = Stats()
@@ -424,7 +424,7 @@ def fuzz(cases: int, seed: int, timeout: float = 20.0, sizes: list[int] | None =
         for i in range(cases):
             cs = seed * 100_003 + i
             size = random.Random(cs).choice(sizes) if sizes else None
-            case = make_case(cs, size, queries)
+            case = make_case(cs, size, queries, rare)
             st = run_case(case, ds, timeout)
             total.add(st)
             if log:

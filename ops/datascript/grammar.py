@@ -33,6 +33,10 @@ class L(tuple):
     """An EDN list ``( ... )``; Python lists render as vectors."""
 
 
+class Many(list):
+    """Several clauses from one production, appended in order (top-level ``:where`` only)."""
+
+
 class _Map(L):
     """A one-entry EDN map (pull's join spec)."""
 
@@ -115,7 +119,7 @@ def make_model(rnd: random.Random) -> Model:
     for t in types:
         attrs[f"{t}/id"] = Attr(f"{t}/id", t, "id", unique="identity")
         for name, kind, p in [("n", "int", 0.95), ("m", "int", 0.5), ("s", "str", 0.9), ("tags", "str", 0.6),
-                              ("flag", "bool", 0.3), ("code", "int", 0.4)]:
+                              ("flag", "bool", 0.3), ("code", "int", 0.4), ("mix", "mixed", 0.3)]:
             if rnd.random() > p:
                 continue
             a = Attr(f"{t}/{name}", t, kind, presence=rnd.choice([1.0, 1.0, 0.9, 0.5, 0.1]))
@@ -127,6 +131,8 @@ def make_model(rnd: random.Random) -> Model:
                 a.domain = list(range(rnd.choice([2, 5, 20, 1000]))) if name != "code" else []
             elif kind == "str":
                 a.domain = [f"{name}{i}" for i in range(rnd.choice([2, 4, 30, 500]))]
+            elif kind == "mixed":  # true and 1, false and 0: two values each (DataScript)
+                a.domain = [0, 1, True, False, 2]
             else:
                 a.domain = [True, False]
             a.weights = _distribution(rnd, a.domain) if a.domain else None
@@ -298,6 +304,7 @@ class QueryGen:
                     for t in v if isinstance(v, list) else [v]:
                         self.reverse.setdefault((k, t), []).append(ident)
         self.q: Query | None = None
+        self.clauses = CLAUSES  # the production table for top-level clauses (RARE for a focused run)
 
     # -- helpers ---------------------------------------------------------------------------
     def witness_value(self, ident: str | None, a: Attr, miss: bool = False) -> Any:
@@ -345,10 +352,10 @@ class QueryGen:
         _weighted(rnd, ROOTS)(self, scope, t, anchor)
         for _ in range(rnd.choice([1, 1, 2, 2, 3, 4, 5])):
             for _attempt in range(6):
-                prod = _weighted(rnd, CLAUSES)
+                prod = _weighted(rnd, self.clauses)
                 c = prod(self, scope, 0)
                 if c is not None:
-                    q.where.append(c)
+                    q.where.extend(c) if isinstance(c, Many) else q.where.append(c)
                     q.tags.add(prod.__name__)
                     break
         for _attempt in range(6):
@@ -383,7 +390,7 @@ def _weighted(rnd: random.Random, table: list[tuple[int, Any]]) -> Any:
 
 def root_all(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
     e = s.fresh("e", VarInfo("e", t, witness=anchor))
-    a = g.attr_of(t, "int", "str", "bool", "ref") if g.rnd.random() < 0.5 else g.model.attrs[f"{t}/id"]
+    a = g.attr_of(t, "int", "str", "bool", "mixed", "ref") if g.rnd.random() < 0.5 else g.model.attrs[f"{t}/id"]
     if a is None or a.kind == "id":
         g.q.where.append([e, Kw(f"{t}/id"), s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))])
     else:
@@ -391,7 +398,7 @@ def root_all(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
 
 
 def root_const(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
-    a = g.attr_of(t, "int", "str", "bool", "ref")
+    a = g.attr_of(t, "int", "str", "bool", "mixed", "ref")
     if a is None:
         return root_all(g, s, t, anchor)
     e = s.fresh("e", VarInfo("e", t, witness=anchor))
@@ -461,15 +468,35 @@ def _dedupe(xs: list) -> list:
 
 
 def root_source(g: QueryGen, s: Scope, t: str, anchor: str) -> None:
-    """``:in $ $2`` with a collection of tuples as a second source: [$2 ?x ?k] joined to the database."""
+    """``:in $ $2`` with a collection of tuples as a second source: [$2 ?x ?k] joined to the database.
+    Some tuples are shorter or longer than the pattern (DataScript matches a short tuple and binds
+    nil past its end), and patterns are two to four terms wide (the fourth is no tx here)."""
     rnd = g.rnd
     x = s.fresh("v", VarInfo("v", t, g.model.attrs[f"{t}/id"], anchor))
-    rows = [[anchor, 0]] + [[rnd.choice(g.by_type[t]), rnd.randrange(5)] for _ in range(rnd.randint(0, 20))]
+    ragged = rnd.random() < 0.4
+
+    def row(ident: str, k: int) -> list:
+        r = [ident, k, rnd.randrange(3), rnd.randrange(3)]
+        return r[: rnd.choice([1, 2, 2, 3, 4])] if ragged else r[:2]
+
+    rows = [[anchor, 0]] + [row(rnd.choice(g.by_type[t]), rnd.randrange(5)) for _ in range(rnd.randint(0, 20))]
     g.q.ins.append(Sym("$2"))
     g.q.inputs.append(_dedupe(rows))
-    if rnd.random() < 0.7:
-        g.q.where.append([Sym("$2"), x, s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0))])
+    # values from the source may be nil: no predicate or aggregate picks them (attr None)
+    k = s.fresh("v", VarInfo("v", None, Attr("_", "", "int"), 0) if not ragged else VarInfo("v", None, None))
+    if ragged and rnd.random() < 0.6:
+        extra = [s.fresh("v", VarInfo("v", None, None)) if rnd.random() < 0.7 else rnd.randrange(3)
+                 for _ in range(rnd.choice([1, 2]))]
+        if rnd.random() < 0.2:
+            extra[0] = k  # a variable repeated in the pattern (DataScript gets it spelled out)
+        g.q.where.append([Sym("$2"), x, k, *extra])
+        if rnd.random() < 0.3:  # the source again, joined through its second column (a bound set there)
+            g.q.where.append([Sym("$2"), s.fresh("v", VarInfo("v", None, None)), k])
+        g.q.tags.add("input_source_ragged")
+    elif rnd.random() < 0.7:
+        g.q.where.append([Sym("$2"), x, k])
     else:
+        del s.vars[str(k)]  # not used after all
         g.q.where.append([Sym("$2"), x, 0])
     g.q.where.append([s.fresh("e", VarInfo("e", t, witness=anchor)), Kw(f"{t}/id"), x])
     g.q.tags.add("input_source")
@@ -511,7 +538,7 @@ def p_value(g: QueryGen, s: Scope, depth: int) -> Any:
     if e is None:
         return None
     info = s.vars[e]
-    a = g.attr_of(info.ns, "int", "str", "bool", "id")
+    a = g.attr_of(info.ns, "int", "str", "bool", "mixed", "id")
     if a is None:
         return None
     v = s.fresh("v", VarInfo("v", info.ns, a, g.witness_value(info.witness, a)))
@@ -524,7 +551,7 @@ def p_const(g: QueryGen, s: Scope, depth: int) -> Any:
     if e is None:
         return None
     info = s.vars[e]
-    a = g.attr_of(info.ns, "int", "str", "bool", "ref")
+    a = g.attr_of(info.ns, "int", "str", "bool", "mixed", "ref")
     if a is None:
         return None
     if a.kind != "ref" and g.rnd.random() < 0.02:
@@ -889,10 +916,221 @@ def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
     return call
 
 
+def p_fn_entity(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A function's result used where an entity is expected (depth 0): ``[(vector :T/id ?i) ?r]``
+    then ``[?r :T/a ?v]`` or ``[?x :U/ref ?r]`` (DataScript resolves the lookup ref, the row keeps
+    it), a lookup ref naming nobody, a pair that is no lookup ref (both raise), or a value that no
+    datom can hold (``(tuple ?n ?n)`` as a value: nothing matches)."""
+    if depth > 0:
+        return None
+    rnd = g.rnd
+    ids = [v for v in s.values("id") if s.vars[v].attr.name.endswith("/id")]
+    ints = [v for v in s.values("int") if s.vars[v].attr.name != "_"]  # a datom's value, not a function's
+    shape = rnd.choice(["ref-entity", "ref-entity", "ref-value", "ref-value", "tx", "nobody", "no-ref", "unencodable"])
+    if shape == "unencodable" and ints:
+        n = rnd.choice(ints)
+        a = s.vars[n].attr
+        t = s.fresh("v", VarInfo("v", None, None))
+        f = s.fresh("e", VarInfo("e", a.ns))
+        g.q.tags.add("fn_unencodable")
+        tail = [f, Kw(a.name), t]
+        if rnd.random() < 0.4:
+            tail.append(s.fresh("v", VarInfo("v", None, Attr("_", "", "tx"))))
+        return Many([[L((Sym("tuple"), Sym(n), Sym(n))), t], tail])
+    if shape == "no-ref" and ints:
+        n = rnd.choice(ints)
+        t = s.fresh("v", VarInfo("v", None, None))
+        a = g.attr_of(s.vars[n].attr.ns) or g.model.attrs[f"{s.vars[n].attr.ns}/id"]
+        g.q.tags.add("fn_not_a_lookup_ref")
+        return Many([[L((Sym("tuple"), Sym(n), Sym(n))), t], [t, Kw(a.name), Sym("_")]])
+    if not ids:
+        return None
+    i = rnd.choice(ids)
+    ns = s.vars[i].attr.ns
+    r = s.fresh("v", VarInfo("v", None, None))  # a lookup ref: compared as the pair it is
+    fn = [L((Sym("vector"), Kw(f"{ns}/id"), Sym(i) if shape != "nobody" else "nobody")), r]
+    g.q.tags.add("fn_lookup_ref")
+    back = [a for a in g.model.attrs.values() if a.kind == "ref" and a.target == ns]
+    if shape in ("ref-value", "nobody") and back:
+        a = rnd.choice(back)
+        return Many([fn, [s.fresh("e", VarInfo("e", a.ns)), Kw(a.name), r]])
+    a = g.attr_of(ns, "int", "str", "bool", "mixed", "ref") or g.model.attrs[f"{ns}/id"]
+    v = s.fresh("v", VarInfo("v", ns, a if a.kind != "ref" else None))
+    tx = [s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))] if shape == "tx" else []
+    return Many([fn, [r, Kw(a.name), v, *tx]])
+
+
+def p_odd_entity(g: QueryGen, s: Scope, depth: int) -> Any:
+    """Entity positions that can hold nothing: entity 0, an attribute with no datoms on a lookup
+    ref, a bound value variable of strings / booleans used as an entity (a bound set with no
+    entity ids), each sometimes with the tx position."""
+    rnd = g.rnd
+    t = rnd.choice([t for t in g.model.types if g.by_type[t]])
+    a = g.attr_of(t, "int", "str", "bool") or g.model.attrs[f"{t}/id"]
+    tx = [s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))] if depth == 0 and rnd.random() < 0.3 else []
+    shape = rnd.choice(["zero", "absent-attr", "value-as-entity", "value-as-entity"])
+    g.q.tags.add("odd_entity")
+    if shape == "zero":
+        return [0, Kw(a.name), s.fresh("v", VarInfo("v", t, a)), *tx]
+    if shape == "absent-attr":
+        return [[Kw(f"{t}/id"), rnd.choice(g.by_type[t])], Kw(f"{t}/absent"), s.fresh("v", VarInfo("v", t, None)), *tx]
+    vs = [v for v in s.values("str", "bool") if s.vars[v].attr is not None]
+    if not vs:
+        return None
+    return [Sym(rnd.choice(vs)), Kw(a.name), s.fresh("v", VarInfo("v", t, None)), *tx]
+
+
+def p_tx_more(g: QueryGen, s: Scope, depth: int) -> Any:
+    """The tx position with a bound tx variable (two patterns sharing ?tx), an attribute given as
+    input (a bound attribute set), a variable repeated in the pattern, or a bound value set."""
+    e = _some_entity(g, s)
+    if depth > 0 or e is None:
+        return None
+    rnd = g.rnd
+    info = s.vars[e]
+    a = g.attr_of(info.ns, "int", "str", "bool", "ref") or g.model.attrs[f"{info.ns}/id"]
+    g.q.tags.add("tx_position")
+    shape = rnd.choice(["shared-tx", "shared-tx", "input-attr", "input-attrs", "repeated", "bound-values",
+                        "impossible"])
+    if shape == "shared-tx":
+        tx = s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))
+        b = g.attr_of(info.ns) or a
+        # another entity of the same transaction: a cross product of whole transactions, so small sizes only
+        f = s.fresh("e", VarInfo("e", info.ns)) if g.size <= 300 and rnd.random() < 0.5 else e
+        return Many([[e, Kw(a.name), Sym("_"), tx], [f, Kw(b.name), Sym("_"), tx]])
+    if shape in ("input-attr", "input-attrs"):
+        av = s.fresh("a", VarInfo("attr", info.ns, None))
+        g.q.ins.append(av if shape == "input-attr" else [av, Sym("...")])
+        names = [a.name] + [x.name for x in g.model.of(info.ns)][: rnd.randint(0, 2)]
+        g.q.inputs.append(a.name if shape == "input-attr" else _dedupe(names + ["z/none"]))
+        g.q.tags.add("input_attr")
+        return [e, av, Sym("_") if rnd.random() < 0.5 else s.fresh("v", VarInfo("v", info.ns, None)),
+                s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))]
+    if shape == "repeated":  # never true here (values are no tx ids); DataScript gets it spelled out
+        x = s.fresh("v", VarInfo("v", None, None))
+        # on the witness by lookup ref: the planner runs it first, on a non-empty relation
+        who = [Kw(f"{info.ns}/id"), info.witness] if info.witness and rnd.random() < 0.7 else e
+        return [who, Kw(a.name), x, x]
+    if shape == "impossible":  # a constant no datom can hold, with the tx position
+        return [e, Kw(a.name), [1, 2] if a.kind != "ref" else [Kw(f"{a.target}/id"), "nobody"],
+                s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))]
+    vs = [v for v in s.values("int", "str") if s.vars[v].attr and s.vars[v].attr.ns == info.ns]
+    if not vs:
+        return None
+    v = rnd.choice(vs)
+    f = s.fresh("e", VarInfo("e", info.ns))
+    return [f, Kw(s.vars[v].attr.name), Sym(v), s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))]
+
+
+def p_fn_rebind(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A function whose result variable is bound already, in the same relation: ``[(str ?v) ?v]``
+    (a filter: equal values kept), or ``[?e :T/b ?w] [(identity ?v) ?w]`` for two values of one entity."""
+    rnd = g.rnd
+    vs = [v for v in s.values("int", "str", "id") if s.vars[v].attr is not None]
+    if not vs:
+        return None
+    v = rnd.choice(vs)
+    g.q.tags.add("fn_rebind")
+    info = s.vars[v]
+    if depth == 0 and info.ns and rnd.random() < 0.5:
+        es = s.entities(info.ns)
+        b = g.attr_of(info.ns, info.attr.kind) if info.attr.kind != "id" else None
+        if es and b is not None:
+            e = rnd.choice(es)
+            w = s.fresh("v", VarInfo("v", info.ns, b, g.witness_value(s.vars[e].witness, b)))
+            return Many([[Sym(e), Kw(b.name), w], [L((Sym("identity"), Sym(v))), w]])
+    fn = rnd.choice(["str", "identity", "+"] if info.attr.kind == "int" else ["str", "identity"])
+    call = L((Sym(fn), Sym(v), 0)) if fn == "+" else L((Sym(fn), Sym(v)))
+    return [call, Sym(v)]
+
+
+def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
+    """Rule bodies DataScript reads in written order: a predicate before the clause binding its
+    variable (accepted only when the call binds it), a call of an unknown rule, a plain ``not``
+    sharing no variable; a recursive rule through ``or-join`` (several calls in a body); a call
+    with one variable twice."""
+    rnd = g.rnd
+    if depth > 0 or "%" in [str(x) for x in g.q.ins]:
+        return None
+    es = s.entities()
+    if not es:
+        return None
+    e = rnd.choice(es)
+    info = s.vars[e]
+    t = info.ns
+    a = g.attr_of(t, "int")
+    kinds = ["unknown", "lonely-not"] + (["early", "early", "early-bound"] if a else [])
+    if f"{t}/parent" in g.model.attrs and g.size <= 400:
+        kinds += ["anc-or", "anc-or", "anc-same", "anc-filtered", "anc-filtered"]
+    kind = rnd.choice(kinds)
+    g.q.tags.add("rule_" + kind.replace("-", "_"))
+    if kind in ("early", "early-bound"):
+        rules = f"[[(early ?e ?v) [(> ?v {rnd.randrange(3)})] [?e :{a.name} ?v]]]"
+        if kind == "early-bound":
+            v = s.fresh("v", VarInfo("v", t, a, g.witness_value(info.witness, a)))
+            call = Many([[Sym(e), Kw(a.name), v], L((Sym("early"), Sym(e), v))])
+        else:
+            call = L((Sym("early"), Sym(e), s.fresh("v", VarInfo("v", t, a))))
+    elif kind == "unknown":
+        rules = f"[[(calls ?e) [?e :{t}/id _] (nosuch ?e)]]"
+        call = L((Sym("calls"), Sym(e)))
+    elif kind == "lonely-not":
+        b = g.attr_of(t) or g.model.attrs[f"{t}/id"]
+        rules = f"[[(lonely ?e) [?e :{t}/id _] (not [?y :{b.name} _])]]"
+        call = L((Sym("lonely"), Sym(e)))
+    elif kind == "anc-or":
+        rules = (f"[[(anc ?a ?b) (or-join [?a ?b] [?a :{t}/parent ?b] "
+                 f"(and [?a :{t}/parent ?x] (anc ?x ?b)))]]")
+        call = L((Sym("anc"), Sym(e), s.fresh("e", VarInfo("e", t, witness=None))))
+    elif kind == "anc-filtered":  # a recursive body whose prefix holds a function, a predicate and a not
+        rules = (f"[[(up ?a ?b) [?a :{t}/parent ?b]] "
+                 f"[(up ?a ?b) [?a :{t}/parent ?x] [(identity ?x) ?y] [(not= ?y ?a)] (not [?y :{t}/absent _]) "
+                 f"(up ?y ?b)]]")
+        other = s.fresh("e", VarInfo("e", t, witness=None))
+        call = L((Sym("up"), Sym(e), other) if rnd.random() < 0.6 else (Sym("up"), other, Sym(e)))
+    else:
+        rules = (f"[[(anc ?a ?b) [?a :{t}/parent ?b]] "
+                 f"[(anc ?a ?b) [?a :{t}/parent ?x] (anc ?x ?b)]]")
+        call = L((Sym("anc"), Sym(e), Sym(e)))
+    g.q.ins.append(Sym("%"))
+    g.q.inputs.append(rules)
+    return call
+
+
+def p_invalid(g: QueryGen, s: Scope, depth: int) -> Any:
+    """Clauses DataScript rejects (when it reaches them on a non-empty relation): a ``not-join``
+    whose join variable nothing binds, an ``or-join`` branch that does not bind a join variable,
+    a rule call with no ``%``."""
+    e = _some_entity(g, s)
+    if depth > 0 or e is None:
+        return None
+    info = s.vars[e]
+    a = g.attr_of(info.ns) or g.model.attrs[f"{info.ns}/id"]
+    shape = g.rnd.choice(["not-join", "or-join", "no-rules"])
+    g.q.tags.add("invalid_" + shape.replace("-", "_"))
+    if shape == "not-join":
+        x = Sym(f"?free{s.counter[0] + 1}")
+        s.counter[0] += 1
+        return L((Sym("not-join"), [x], [x, Kw(a.name), Sym("_")]))
+    if shape == "or-join":
+        x = s.fresh("v", VarInfo("v", info.ns, None))
+        return L((Sym("or-join"), [e, x], [e, Kw(a.name), x], [e, Kw(f"{info.ns}/id"), Sym("_")]))
+    if "%" in [str(i) for i in g.q.ins]:
+        return None
+    return L((Sym("nosuch"), e))
+
+
 CLAUSES = [
     (6, p_value), (7, p_const), (5, p_ref), (2, p_bound_join), (2, p_blank), (2, p_attr_var),
     (4, p_predicate), (3, p_fn), (2, p_missing), (3, p_not), (2, p_not_join), (2, p_or), (2, p_or_join),
     (2, p_rule), (1, p_const_entity), (1, p_tx),
+    (2, p_fn_entity), (1, p_odd_entity), (1, p_tx_more), (1, p_fn_rebind), (1, p_rule_more), (1, p_invalid),
+]
+# the productions that reach rare branches of the scan and the planner, for a focused slice
+RARE = [
+    (3, p_value), (3, p_const), (2, p_ref), (1, p_attr_var), (1, p_predicate), (1, p_not), (1, p_or_join),
+    (4, p_fn_entity), (3, p_odd_entity), (4, p_tx_more), (2, p_fn_rebind), (3, p_rule_more), (2, p_invalid),
+    (2, p_tx), (1, p_const_entity), (1, p_rule),
 ]
 # inside not / or bodies: refinements of bound variables only
 BODY = [(5, p_const), (2, p_blank), (2, p_predicate), (1, p_missing), (1, p_attr_var), (1, p_not),
@@ -983,7 +1221,7 @@ def find_agg(g: QueryGen, s: Scope) -> bool:
 
 _PULLS = [
     lambda t, m: ["*"],
-    lambda t, m: [Kw(f"{t}/id")] + [Kw(a.name) for a in m.of(t, "int", "str", "bool")][:2],
+    lambda t, m: [Kw(f"{t}/id")] + [Kw(a.name) for a in m.of(t, "int", "str", "bool", "mixed")][:2],
     lambda t, m: [Kw(f"{t}/id")] + [{Kw(a.name): [Kw(f"{a.target}/id")]} for a in m.of(t, "ref")][:1],
     lambda t, m: [Kw(f"{t}/id")] + [Kw(f"{a.ns}/_{a.name.split('/')[1]}") for a in m.attrs.values()
                                      if a.kind == "ref" and a.target == t][:1],

@@ -19,6 +19,7 @@ from edn_format import Keyword, Symbol
 
 from . import edn
 from .errors import QueryError
+from .values import ValueSet
 
 _TYPE_RANK = {bool: 0, int: 1, float: 1, str: 2, Keyword: 3}
 
@@ -255,6 +256,11 @@ def _sorted(vals: list[Any]) -> list[Any]:
 
 
 def _extreme(vals: list[Any], pick: Callable[..., Any], end: int) -> Any:
+    kinds = {type(v) is bool for v in vals}
+    if len(kinds) == 2:  # Python orders True as 1; DataScript refuses ("Cannot compare true to 1")
+        b = next(v for v in vals if type(v) is bool)
+        other = next(v for v in vals if type(v) is not bool)
+        raise QueryError(f"cannot compare {edn.fmt(b)} to {edn.fmt(other)}")
     try:
         return pick(vals)
     except TypeError:
@@ -307,5 +313,5 @@ AGGREGATES: dict[str, Callable[..., Any]] = {
     "stddev": lambda vals: math.sqrt(_variance(vals)),
     "min": _min,
     "max": _max,
-    "distinct": lambda vals: set(vals),
+    "distinct": ValueSet,  # sees booleans wrapped (find._ON_WRAPPED): true and 1 stay two members
 }

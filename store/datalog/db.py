@@ -300,11 +300,13 @@ class DatomDb:
         is small next to the attribute; else a scan of the attribute (projected in SQL when
         nothing is left to filter, so ``[_ :head/basis ?h]`` reads DISTINCT values from AVET).
         """
-        return self._scan(e, a, v, want, False)
+        return self._scan(e, a, v, want)
 
-    def _scan(self, e: Any, a: Any, v: Any, want: tuple[int, ...], paths_only: bool) -> list:
-        st = self._st
-        names = st.attr_names
+    def _plan(self, e: Any, a: Any, v: Any, want: tuple[int, ...]) -> list[tuple]:
+        """The scan of each attribute, worked out before any datom is read: a list of
+        (attribute id, label, ev, es, vv, vs, path, entity join-back, value join-back); see ``_path``
+        and ``_join_back``.  An empty list when nothing can match."""
+        names = self._st.attr_names
         # (attribute id or None for "any attribute", the label put in the attribute column)
         attrs: list[tuple[int | None, Any]]
         if a is None:
@@ -314,44 +316,47 @@ class DatomDb:
             if aid is None:  # no datoms of it yet; a lookup ref written as its value must still resolve
                 ident = edn.ident(a[1]) if isinstance(a[1], (str, Keyword)) else None
                 if v is not None and v[0] == "const" and ident and self.schema.is_ref(ident):
-                    self._encode_value(v[1], True, const=True)
-                if e is not None and e[0] == "const":
-                    self._resolve_const(e[1])
+                    self._encode_value(v[1], True)
                 return []
             attrs = [(aid, names[aid])]
         else:
             attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
         ev = None
         es: list[int] | None = None
+        e_back = None
         if e is not None:
             if e[0] == "const":
                 ev = self._resolve_const(e[1])
                 if ev is None:
                     return []
             else:
-                es = [x for x in e[1] if type(x) is int]
+                es, e_back = self._bound_entities(e[1])
                 if not es:
                     return []
-        if v is not None and v[0] == "bound" and not v[1]:
-            return []
-        out: list[tuple] = []
+        plans = []
         for aid, label in attrs:
             is_ref = aid is not None and self.schema.is_ref(names[aid])
             vv = None
             vs: list[Any] | None = None
+            v_back = None
             if v is not None:
                 if v[0] == "const":
-                    vv = self._encode_value(v[1], is_ref, const=True)
+                    vv = self._encode_value(v[1], is_ref)
                     if vv is None:
                         continue
                 else:
-                    vs = [x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None]
+                    vs, v_back = self._bound_values(v[1], is_ref)
                     if not vs:
                         continue
             path = self._path(aid, ev, es, vv, vs, want)
-            if paths_only:
-                out.append(path)
-                continue
+            plans.append((aid, label, ev, es, vv, vs, path, e_back, v_back))
+        return plans
+
+    def _scan(self, e: Any, a: Any, v: Any, want: tuple[int, ...]) -> list:
+        st = self._st
+        plans = self._plan(e, a, v, want)
+        out: list[tuple] = []
+        for aid, label, ev, es, vv, vs, path, e_back, v_back in plans:
             # the access path; whatever constraint it does not apply in SQL is filtered below
             e_left, v_left = es, vs
             if path == "entity":
@@ -373,11 +378,41 @@ class DatomDb:
                 rows, v_left = st.scan(aid, vs=vs), None
             else:  # "attribute"
                 rows = st.scan_av(aid)
-            out.extend(self._emit(rows, path == "attribute", e_left, v_left, aid, label, want))
+            found = self._emit(rows, path == "attribute", e_left, v_left, aid, label, want)
+            out.extend(_join_back(found, want, e_back, v_back))
         # (e, v) cannot repeat within one attribute; anything narrower, or several attributes, can
-        if not paths_only and (len(attrs) > 1 or 0 not in want or 2 not in want or (a is None and 1 not in want)):
+        if len(plans) > 1 or 0 not in want or 2 not in want or (a is None and 1 not in want):
             out = list(dict.fromkeys(out))
         return out
+
+    def _bound_entities(self, values: Any) -> tuple[list[int], dict | None]:
+        """A bound entity set as entity ids, and, when lookup refs are among the values (a function
+        such as ``vector`` built them), each id's bound values, so that scanned rows join back with
+        the lookup ref they came from (as DataScript).  A lookup ref that finds nothing matches
+        nothing; a pair that is no lookup ref raises (as DataScript)."""
+        ints = [x for x in values if type(x) is int]
+        refs = [x for x in values if isinstance(x, _LISTY)]
+        if not refs:
+            return ints, None
+        back: dict[int, list] = {x: [x] for x in ints}
+        for r in refs:
+            eid = self._resolve(r)
+            if eid is not None:
+                back.setdefault(eid, []).append(r)
+        return list(back), back
+
+    def _bound_values(self, values: Any, is_ref: bool) -> tuple[list[Any], dict | None]:
+        """A bound value set as stored values (unencodable ones dropped: they match nothing), and
+        for a ref attribute with lookup refs among the values, each entity id's bound values (see
+        ``_bound_entities``); a lookup ref that finds nothing here raises, as in DataScript."""
+        if not is_ref or not any(isinstance(x, _LISTY) for x in values):
+            return [x for x in (self._encode_value(x, False) for x in values) if x is not None], None
+        back: dict[int, list] = {}
+        for x in values:
+            eid = self._resolve_const(x) if isinstance(x, _LISTY) else unwrap(x)
+            if type(eid) is int:
+                back.setdefault(eid, []).append(x)
+        return [encode(x) for x in back], back
 
     def _emit(
         self, rows: list, pairs: bool, e_left: Any, v_left: Any, aid: int | None, label: Any, want: tuple[int, ...]
@@ -399,8 +434,6 @@ class DatomDb:
             return [(r[0],) for r in rows]
         if want == (2,):
             return [(r[vi],) for r in rows]
-        if label is None and aid is not None:
-            label = self._st.attr_names[aid]
         if pairs or label is not None:
             full = [(r[0], label, r[vi]) for r in rows]
         else:
@@ -436,7 +469,7 @@ class DatomDb:
 
     def scan_paths(self, e: Any, a: Any, v: Any, want: tuple[int, ...] = (0, 1, 2)) -> list[str]:
         """The access path per attribute that ``scan_pattern`` would take (for tests and tuning)."""
-        return self._read(self._scan, e, a, v, want, True)
+        return self._read(lambda: [p[6] for p in self._plan(e, a, v, want)])
 
     def _attr_id(self, x: Any) -> int | None:
         """The attribute id of an attribute constant or bound value: ``"ns/a"``, ``":ns/a"``, ``Keyword``."""
@@ -455,14 +488,12 @@ class DatomDb:
     def _shown_ref(x: Any) -> str:
         return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
 
-    def _encode_value(self, x: Any, is_ref: bool, const: bool = False) -> Any:
-        """A pattern's value as stored (None: it cannot match any datom); lookup refs for refs
-        (one written in the pattern, ``const``, must find its entity)."""
+    def _encode_value(self, x: Any, is_ref: bool) -> Any:
+        """A pattern's value as stored (None: it cannot match any datom); for a ref attribute a
+        lookup ref must find its entity (``_resolve_const``)."""
         x = unwrap(x)  # booleans travel wrapped through relations (values.py)
         if is_ref and isinstance(x, _LISTY):
-            x = self._resolve_const(x) if const else self._resolve(x)
-            if x is None:
-                return None
+            x = self._resolve_const(x)
         try:
             return encode(x)
         except TransactError:
@@ -481,39 +512,46 @@ class DatomDb:
             attrs = [(aid, names[aid])] if aid is not None else []
         else:
             attrs = [(aid, x) for x in a[1] if (aid := self._attr_id(x)) is not None]
+        ev = None
+        ints: list[int] | None = None
+        e_back = None
+        if e is not None and e[0] == "const":
+            ev = self._resolve_const(e[1])
+            if ev is None:
+                return []
+        elif e is not None:
+            ints, e_back = self._bound_entities(e[1])
         out: list[tuple] = []
         for aid, label in attrs:
             is_ref = aid is not None and self.schema.is_ref(names[aid])
             where, params = [], []
-            keep_e = keep_v = None
+            keep_e = keep_v = v_back = None
             if aid is not None:
                 where.append("a = ?")
                 params.append(aid)
-            if e is not None and e[0] == "const":
-                ev = self._resolve_const(e[1])
-                if ev is None:
-                    return []
+            if ev is not None:
                 where.append("e = ?")
                 params.append(ev)
-            elif e is not None:
-                ints = [x for x in e[1] if type(x) is int]
+            elif ints is not None:
                 if len(ints) < 900:
                     where.append(f"e IN ({','.join('?' * len(ints))})")
                     params.extend(ints)
                 else:
                     keep_e = set(ints)  # too many host parameters: filtered below
             if v is not None and v[0] == "const":
-                vv = self._encode_value(v[1], is_ref, const=True)
+                vv = self._encode_value(v[1], is_ref)
                 if vv is None:
                     continue
                 where.append("v = ?")
                 params.append(vv)
             elif v is not None:
-                keep_v = {x for x in (self._encode_value(x, is_ref) for x in v[1]) if x is not None}
+                vs, v_back = self._bound_values(v[1], is_ref)
+                keep_v = set(vs)
             sql = "SELECT e, a, v, tx FROM datoms" + (" WHERE " + " AND ".join(where) if where else "")
-            for x, y, z, t in st.conn.execute(sql, params):
-                if (keep_e is None or x in keep_e) and (keep_v is None or z in keep_v):
-                    out.append((x, names[y] if label is None else label, wrap(decode(z)), t))
+            rows = [(x, names[y] if label is None else label, wrap(decode(z)), t)
+                    for x, y, z, t in st.conn.execute(sql, params)
+                    if (keep_e is None or x in keep_e) and (keep_v is None or z in keep_v)]
+            out.extend(_join_back(rows, (0, 1, 2, 3), e_back, v_back))
         return out
 
     def _scan_projected(self, aid: int, want: tuple[int, ...], vv: Any) -> list[tuple]:
@@ -530,3 +568,14 @@ class DatomDb:
             if bytes in set(map(type, map(itemgetter(i), rows))):  # C-level check: tagged values to decode
                 rows = [r[:i] + (wrap(decode(r[i])),) + r[i + 1 :] for r in rows]
         return rows
+
+
+def _join_back(rows: list[tuple], want: tuple[int, ...], e_back: dict | None, v_back: dict | None) -> list[tuple]:
+    """Rows whose entity (value) is a bound entity id, once per bound value naming that id: a
+    lookup ref bound by a function stays the lookup ref in the row, so it joins back with its
+    binding (``_bound_entities``)."""
+    for pos, back in ((0, e_back), (2, v_back)):
+        if back and pos in want:
+            i = want.index(pos)
+            rows = [r[:i] + (x,) + r[i + 1 :] for r in rows for x in back.get(r[i], (r[i],))]
+    return rows

@@ -79,7 +79,7 @@ def find(db: DatomDb, q: Query, ctx: Context, sources: dict) -> Any:
 
 
 # aggregates that only count values: they see booleans wrapped, so that true and 1 stay two values
-_ON_WRAPPED = {"count", "count-distinct"}
+_ON_WRAPPED = {"count", "count-distinct", "distinct"}
 
 
 def _aggregate(elems: tuple, rows: list[tuple], pos: dict) -> list[tuple]:

@@ -7,8 +7,9 @@ unbound argument, a ``not-join`` or an ``or-join`` with unbound required variabl
 ``not`` none of whose variables is bound.  Our planner runs clauses in cost order, so the query's
 acceptance and the meaning of a plain ``not`` (its join variables: those bound *before* it in the
 written order) are decided here, from the text alone, never from the order the planner picks or
-from the data.  Rule calls are checked for known names, arity and required variables; rule
-bodies are left to the evaluator (DataScript inlines them, renaming variables).
+from the data.  Rule calls are checked for known names, arity and required variables, and the
+bodies of the rules they call in written order too, from the head variables the call binds
+(DataScript inlines them, renaming variables), once per rule and binding pattern.
 Must never: touch a database or evaluate clauses.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import QueryError, QueryParseError
-from .parser import FnBinding, Not, Or, Pattern, Predicate, RuleCall, Var, _fmt, vars_of
+from .parser import Const, FnBinding, Not, Or, Pattern, Predicate, RuleCall, Var, _fmt, vars_of
 
 
 def _names(vs: Any) -> str:
@@ -34,10 +35,17 @@ def _fn_inputs(c: Predicate | FnBinding) -> set[Var]:
 
 
 def check_written_order(
-    clauses: tuple, bound: set[Var], rules: dict, has_rules: bool, not_joins: dict[int, tuple]
+    clauses: tuple,
+    bound: set[Var],
+    rules: dict,
+    has_rules: bool,
+    not_joins: dict[int, tuple],
+    checked: set | None = None,
 ) -> set[Var]:
     """Validate ``clauses`` in written order starting from ``bound``; returns the variables bound
-    after them.  Records the join variables of each plain ``not`` in ``not_joins`` (by id)."""
+    after them.  Records the join variables of each plain ``not`` in ``not_joins`` (by id).
+    ``checked``: the (rule, bound arguments) whose bodies were checked already."""
+    checked = set() if checked is None else checked
     seen = set(bound)
     for c in clauses:
         if isinstance(c, Pattern):
@@ -55,19 +63,19 @@ def check_written_order(
                         f"insufficient bindings: none of {_names(vars_of(c))} is bound in {_fmt(c.form)}", c.form
                     )
                 not_joins[id(c)] = tuple(sorted(join, key=lambda v: v.name))
-                check_written_order(c.clauses, seen, rules, has_rules, not_joins)
+                check_written_order(c.clauses, seen, rules, has_rules, not_joins, checked)
             else:
                 missing = set(c.join_vars) - seen
                 if missing:
                     raise _insufficient(missing, c)
-                check_written_order(c.clauses, set(c.join_vars), rules, has_rules, not_joins)
+                check_written_order(c.clauses, set(c.join_vars), rules, has_rules, not_joins, checked)
         elif isinstance(c, Or):
             missing = set(c.required) - seen
             if missing:
                 raise _insufficient(missing, c)
             join = vars_of(c)
             for branch in c.branches:
-                after = check_written_order(branch, join & seen, rules, has_rules, not_joins)
+                after = check_written_order(branch, join & seen, rules, has_rules, not_joins, checked)
                 unbound = join - after
                 if unbound:
                     raise QueryParseError(
@@ -76,6 +84,12 @@ def check_written_order(
             seen |= join
         elif isinstance(c, RuleCall):
             check_rule_call(c, seen, rules, has_rules)
+            adorn = tuple(isinstance(t, Const) or t in seen for t in c.args)
+            if (c.name, adorn) not in checked:
+                checked.add((c.name, adorn))
+                for rule in rules[c.name]:
+                    head_bound = {p for p, b in zip(rule.head, adorn, strict=False) if b}
+                    check_written_order(rule.body, head_bound, rules, has_rules, {}, checked)
             seen |= vars_of(c)
     return seen
 

@@ -76,6 +76,25 @@ def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> di
     return out
 
 
+def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
+    """Clause index -> the clauses written before it that it must wait for: a clause using an output
+    variable of a function binding written before it waits for the function, and a function binding
+    waits for the clauses before it that use its output variables.  Whichever comes first in the
+    written order binds the variable, as in DataScript: a ``vector`` result is a lookup ref that a
+    later pattern resolves, while a function run after a pattern is only compared with its value."""
+    fns = [(i, set(flat_vars(c.binding))) for i, c in enumerate(clauses) if isinstance(c, FnBinding)]
+    if not fns:
+        return {}
+    out: dict[int, list[int]] = {}
+    for j, c in enumerate(clauses):
+        vs = vars_of(c)
+        for i, outs in fns:
+            if i != j and outs & vs:
+                first, then = (i, j) if i < j else (j, i)
+                out.setdefault(then, []).append(first)
+    return out
+
+
 class Evaluator:
     """Evaluates a clause list in a context; one per query run."""
 
@@ -135,15 +154,20 @@ class Evaluator:
             return 1e8
         raise QueryError(f"cannot evaluate clause {edn.fmt(c)}")
 
-    def run(self, clauses: tuple, ctx: Context) -> Context:
+    def run(self, clauses: tuple, ctx: Context, written: dict[int, tuple] | None = None) -> Context:
+        """Evaluate ``clauses`` into ``ctx``; ``written``: the join variables of plain nots decided
+        by the written-order pass (the query's own by default; a rule body's come from its plan)."""
         if not clauses:
             return ctx
-        joins = not_join_vars(clauses, ctx.bound(), self.not_joins)
+        joins = not_join_vars(clauses, ctx.bound(), self.not_joins if written is None else written)
+        waits = _fn_waits(clauses)
         remaining = list(range(len(clauses)))
         while remaining and not ctx.empty:
             bound = ctx.bound()
             best, best_cost = None, _INF
             for i in remaining:
+                if i in waits and any(j in remaining for j in waits[i]):
+                    continue
                 cst = self.cost(clauses[i], ctx, bound, joins.get(i))
                 if cst is not None and cst < best_cost:
                     best, best_cost = i, cst
@@ -177,6 +201,8 @@ class Evaluator:
     # -- data patterns -------------------------------------------------------------------
     def pattern(self, p: Pattern, ctx: Context) -> Rel:
         src = ctx.sources[p.source]
+        if not hasattr(src, "scan_pattern"):
+            return self._pattern_collection(p, src, ctx)
         terms = list(p.terms) + [BLANK] * (3 - len(p.terms))
         if len(terms) > 3 and not isinstance(terms[3], type(BLANK)):
             return self._pattern_tx(p, src, terms, ctx)
@@ -184,30 +210,24 @@ class Evaluator:
 
         vars_, idx, checks = first_positions((e, a, v), _is_var)
         ce, ca, cv = self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx)
-        if hasattr(src, "scan_pattern"):
-            if not idx:
-                return Rel((), [()] if src.scan_pattern(ce, ca, cv) else [])
-            if not checks:
-                # the source projects (and de-duplicates) to the pattern's variables itself
-                return Rel(vars_, src.scan_pattern(ce, ca, cv, tuple(idx)))
-            rows = src.scan_pattern(ce, ca, cv)
-        else:
-            rows = _scan_collection(src, p, ce, ca, cv)
+        if not idx:
+            return Rel((), [()] if src.scan_pattern(ce, ca, cv) else [])
+        if not checks:
+            # the source projects (and de-duplicates) to the pattern's variables itself
+            return Rel(vars_, src.scan_pattern(ce, ca, cv, tuple(idx)))
+        rows = [r for r in src.scan_pattern(ce, ca, cv) if all(r[x] == r[y] for x, y in checks)]
+        return Rel(vars_, list(dict.fromkeys(map(getter(idx), rows))))
+
+    def _pattern_collection(self, p: Pattern, src: Any, ctx: Context) -> Rel:
+        """A data pattern over a collection source (tuples given as an :in source), of any width."""
+        vars_, idx, checks = first_positions(p.terms, _is_var)
+        rows = _scan_collection(src, [self._cand(t, ctx) for t in p.terms])
         if checks:
             rows = [r for r in rows if all(r[x] == r[y] for x, y in checks)]
-        if idx == [0, 1, 2]:
-            out = rows if isinstance(rows, list) else list(rows)
-        else:
-            g = getter(idx)
-            out = [g(r) for r in rows]
-            if len(idx) < 3:
-                out = list(dict.fromkeys(out))
-        return Rel(vars_, out)
+        return Rel(vars_, list(dict.fromkeys(map(getter(idx), rows))))
 
     def _pattern_tx(self, p: Pattern, src: Any, terms: list, ctx: Context) -> Rel:
-        """[e a v tx]: the rare four-position pattern, scanned with the tx column."""
-        if not hasattr(src, "scan_with_tx"):
-            raise QueryError(f"the tx position needs a database source: {_fmt(p.form)}")
+        """[e a v tx] over the database: the rare four-position pattern, scanned with the tx column."""
         e, a, v, tx = terms[:4]
         rows = src.scan_with_tx(self._cand(e, ctx), self._cand(a, ctx), self._cand(v, ctx))
         ctx_tx = self._cand(tx, ctx)  # the tx column is filtered here: the scan cannot use it
@@ -382,21 +402,25 @@ def _fast_compare(c: Predicate, rel: Rel) -> list[tuple] | None:
     return None
 
 
-def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple]:
-    """A data pattern over a collection source (tuples given as an :in source)."""
+def _scan_collection(src: Any, specs: list) -> list[tuple]:
+    """The tuples of a collection source matching the pattern's terms (None: free, or
+    ("const", x) / ("bound", values)), padded with nil to the pattern's width.  As in DataScript,
+    a tuple shorter than the pattern matches whatever the pattern has past its end (there the
+    variables bind nil, which joins with nothing that a datom holds)."""
     out = []
-    specs = [e, a, v]
-    width = len(p.terms)
+    width = len(specs)
     for t in src:
         t = tuple(map(wrap, t))
-        if len(t) < width:
-            continue
+        n = len(t)
+        t = (t + (None,) * width)[:width] if n < width else t[:width]
         ok = True
-        for i, s in enumerate(specs[:width]):
+        for i, s in enumerate(specs):
             if s is None:
                 continue
             kind, val = s
             x = t[i]
+            if kind == "const" and i >= n:
+                continue
             if i == 1:  # attributes compare as idents: "a/b", ":a/b" and Keyword("a/b") are one attribute
                 x = edn.ident(x) if isinstance(x, (str, Keyword)) else x
                 if kind == "const":
@@ -411,7 +435,7 @@ def _scan_collection(src: Any, p: Pattern, e: Any, a: Any, v: Any) -> list[tuple
                 ok = False
                 break
         if ok:
-            out.append((t + (None, None, None))[:3])
+            out.append(t)
     return out
 
 

@@ -21,7 +21,8 @@ from edn_format import Keyword
 
 from . import edn
 from .context import Context
-from .errors import QueryError
+from .errors import DatalogError, QueryError
+from .order import check_written_order
 from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
 from .relation import Rel, first_positions, getter, hash_join
 
@@ -60,6 +61,7 @@ class Solver:
         self.plans: dict[tuple, Any] = {}
         self.callee: dict[tuple, tuple] = {}
         self.index: dict[tuple, dict[tuple, list[tuple]]] = {}
+        self.written: dict[tuple, dict[int, tuple]] = {}  # (key, branch) -> id(plain not) -> join vars
 
     # -- magic and answers ---------------------------------------------------------------
     def register(self, key: tuple, tuples: set) -> None:
@@ -84,6 +86,16 @@ class Solver:
             return p
         name, adorn = key
         rule = self.rules[name][bi]
+        # the join variables of each plain not, from the written order of the body and the head
+        # variables this call binds (acceptance was decided up front, order.check_written_order;
+        # a call the planner reached with fewer bindings leaves the nots to the evaluator)
+        written: dict[int, tuple] = {}
+        try:
+            check_written_order(rule.body, {v for v, b in zip(rule.head, adorn, strict=False) if b}, self.rules,
+                                True, written)
+        except DatalogError:
+            written = {}
+        self.written[pk] = written
         top, nested = _calls_in(rule.body)
         if not top and not nested:
             p = ("flat", rule, None, None, None, None)
@@ -131,10 +143,10 @@ class Solver:
                     out = new.setdefault(key, set())
                     if kind == "flat":
                         if key in dmagic:
-                            out |= self._body(rule, key, dmagic[key])
+                            out |= self._body(rule, key, bi, dmagic[key])
                     elif kind == "naive":
                         if dmagic or dans:
-                            out |= self._body(rule, key, self.magic[key])
+                            out |= self._body(rule, key, bi, self.magic[key])
                     else:
                         out |= self._linear(key, bi, rule, prefix, call, suffix, dmagic.get(key), dans)
             for key, rows in new.items():
@@ -161,9 +173,9 @@ class Solver:
             raise QueryError(f"rule {rule.name} does not bind [{missing}] in its body")
         return set(ctx.project(rule.head).rows)
 
-    def _body(self, rule: Rule, key: tuple, seeds: set) -> set:
+    def _body(self, rule: Rule, key: tuple, bi: int, seeds: set) -> set:
         ctx = self._ctx(self.seed_rel(key, seeds))
-        self.ev.run(rule.body, ctx)
+        self.ev.run(rule.body, ctx, self.written[(key, bi)])
         return self._head(rule, ctx)
 
     def _linear(self, key, bi, rule, prefix, call, suffix, dm, dans) -> set:
@@ -173,7 +185,7 @@ class Solver:
         parts: list[Rel] = []
         if dm:
             ctx = self._ctx(self.seed_rel(key, dm))
-            self.ev.run(prefix, ctx)
+            self.ev.run(prefix, ctx, self.written[pk])
             if not ctx.empty:
                 pvars = tuple(sorted(ctx.bound(), key=lambda v: v.name))
                 delta = ctx.project(pvars)
@@ -191,7 +203,7 @@ class Solver:
             if not rel.rows:
                 continue
             ctx = self._ctx(rel)
-            self.ev.run(suffix, ctx)
+            self.ev.run(suffix, ctx, self.written[pk])
             out |= self._head(rule, ctx)
         return out
 

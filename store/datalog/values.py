@@ -6,11 +6,14 @@ hash(1)``, so wherever rows are hashed (de-duplication, joins, grouping, ``count
 apart.  Values enter relations wrapped (scanned datoms, query constants, inputs, function
 results) and leave unwrapped (query results, arguments of built-in functions and aggregates).
 The two instances are singletons compared by identity, so joins and sets keep working.
+``(distinct ?x)`` returns a ``ValueSet``: a Python ``set`` cannot hold both ``true`` and ``1``.
 Must never: import anything from the engine (the db and the query side both use it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from itertools import chain
 from typing import Any
 
@@ -54,3 +57,30 @@ def unwrap_rows(rows: list[tuple]) -> list[tuple]:
     if Bool not in set(map(type, chain.from_iterable(rows))):
         return rows
     return [tuple([x.value if type(x) is Bool else x for x in r]) for r in rows]
+
+
+class ValueSet(AbstractSet):
+    """The value of ``(distinct ?x)``: a read-only set that keeps ``true`` and ``1`` (``false`` and
+    ``0``) apart, as DataScript's sets do.  It iterates and tests membership with Python values and
+    compares equal to a Python ``set`` with the same members (``{1, True}`` has one member, so a
+    ``ValueSet`` holding both ``1`` and ``true`` equals no Python set)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        self._items = frozenset(map(wrap, items))
+
+    def __contains__(self, x: object) -> bool:
+        try:
+            return wrap(x) in self._items
+        except TypeError:  # unhashable: never a member
+            return False
+
+    def __iter__(self) -> Iterator[Any]:
+        return (unwrap(x) for x in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return "ValueSet({" + ", ".join(map(repr, self)) + "})"

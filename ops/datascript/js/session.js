@@ -5,6 +5,8 @@
 //   {"op": "q", "query": "EDN", "inputs": [...]}            -> {"value": ...} | {"error": "..."}
 // Query inputs are passed as given (rule sets as EDN strings), as in runner.js.
 const d = require("datascript");
+// DataScript prints debugging lines through console.log (e.g. on an invalid or-join): keep stdout for answers
+console.log = () => {};
 const readline = require("readline");
 
 let db = null;

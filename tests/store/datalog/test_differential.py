@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ SEEDS = [1, 2, 3]
 def _canon(x: Any, ids: dict[int, str], eid_cols: list[int], top: bool = False) -> Any:
     if isinstance(x, dict):
         return {k: (ids.get(v, v) if k == "db/id" else _canon(v, ids, [])) for k, v in x.items()}
-    if isinstance(x, (set, frozenset)):
+    if isinstance(x, AbstractSet):
         return sorted((_canon(i, ids, []) for i in x), key=json.dumps)
     if isinstance(x, (list, tuple)):
         return [ids.get(v, v) if i in eid_cols else _canon(v, ids, []) for i, v in enumerate(x)]
@@ -38,7 +39,7 @@ def normalize(value: Any, kind: str, ids: dict[int, str], eid_cols: list[int]) -
         else:
             rows = [_canon(v, ids, []) for v in value]
         return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
-    if kind == "scalar" and isinstance(value, (list, tuple, set, frozenset)) and not isinstance(value, str):
+    if kind == "scalar" and isinstance(value, (list, tuple, AbstractSet)) and not isinstance(value, str):
         return sorted((_canon(v, ids, []) for v in value), key=json.dumps)
     return _canon(value, ids, eid_cols)
 

@@ -35,6 +35,8 @@ CASES = [
     ("[:find ?x :where [?e :a/id ?x] [(get-else ?e :a/n nil) ?x]]", [], "database source ($)"),
     ("[:find (pull ?e [(:a/id :limit -1)]) :where [?e :a/id]]", [], "pull pattern: (:a/id :limit -1)"),
     ("[:find (pull ?e [1]) :where [?e :a/id]]", [], "bad pull pattern element 1"),
+    # inside a rule body (a Python KeyError leaked here)
+    ("[:find ?e :in $ % :where [?e :a/id _] (r ?e)]", ["[[(r ?e) [?e :a/k _] (zz ?e)]]"], "unknown rule zz in (zz ?e)"),
 ]
 
 
