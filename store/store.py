@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from . import views
-from .blobs import BlobStore
+from .blobs import BlobStore, inline
 from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
 from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
@@ -368,6 +368,8 @@ class Store:
         """The bytes of a blob (`blake3:<64 hex>`), checked against its id.
 
         Raises:
-            CorruptBlobError: the file is missing, quarantined or does not match its id.
+            CorruptBlobError: the blob is missing or quarantined, or its bytes (inline in
+                store.sqlite, or its file) do not match its id.
         """
-        return self.blobs.get(blob_id)
+        with self._read() as conn, conn.begin():
+            return inline.read(conn, self.blobs, blob_id)

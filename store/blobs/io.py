@@ -29,7 +29,7 @@ import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -264,7 +264,7 @@ class BlobBatch:
     CHUNK = 64  # blobs per hand-over: one message (or one task) per chunk, not per blob
 
     def __init__(self, ios: Sequence[BlobIO], *, stream: bool,
-                 known: Callable[[list[str]], set[str]] | None) -> None:
+                 known: Callable[[list[str]], Mapping[str, bool]] | None) -> None:
         self.ios, self.stream, self.known = ios, stream, known
         self.id = next(_batch_ids)
         self.pending: list[tuple[str, bytes]] = []
@@ -285,6 +285,8 @@ class BlobBatch:
         chunk, self.pending = self.pending, []
         # only a blob that has a row can already have a good copy: look for those alone
         known = self.known([blob_id for blob_id, _ in chunk]) if self.known else None
+        if known:  # stored inline already (intact): no file for the same content
+            chunk = [(blob_id, data) for blob_id, data in chunk if not known.get(blob_id)]
         io = self.ios[self.turn % len(self.ios)]
         self.turn += 1
         io.stage(self.id, [(blob_id, data, known is None or blob_id in known) for blob_id, data in chunk])

@@ -40,14 +40,15 @@ class BlobStore(BlobFiles):
             batch.add(blob_id, data)
         return batch.durable().result()
 
-    def batch(self, *, processes: int = 0, known: Callable[[list[str]], set[str]] | None = None) -> BlobBatch:
+    def batch(self, *, processes: int = 0, known: Callable[[list[str]], Mapping[str, bool]] | None = None) -> BlobBatch:
         """A group of blobs written in the background and made durable together.
 
         `processes=N`: written by N blob I/O processes (each started on first use, and again
         if it died), which overlap the caller's CPU work and each other: for large groups;
         `0`: by the I/O thread. `known(ids)`: which of these ids have rows already (only those
-        can have a good copy on disk, so only those are looked for before writing); default:
-        look for every one."""
+        can have a good copy on disk, so only those are looked for before writing), each
+        mapped to True when its bytes are stored inline (then no file is written at all);
+        default: look for every one."""
         ios = []
         for slot in range(processes) if processes > 0 else (-1,):
             io = self._io.get(slot)

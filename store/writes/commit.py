@@ -6,9 +6,11 @@ The write path is parse -> plan -> execute:
      overlay of the rows it reads and writes (`WriteContext` over `GroupState`), so every
      rule (ids, conflicts, the CAS on the current head, aliases) is decided before anything
      touches disk, and a write that breaks one is rejected without disturbing the others;
-  3. execute: the blobs of the whole group are made durable (two file-system syncs), then
-     the rows of every planned write are inserted table by table in one transaction,
-     together with each write's receipt and its transaction batch of facts.
+  3. execute: the group's small payloads (at most `inline_max_bytes`) are inserted into
+     `blob_bytes` with the rows, in the same transaction (no file, no file-system sync);
+     the larger ones are written as blob files and made durable (two file-system syncs)
+     while the rows of every planned write are inserted table by table, together with
+     each write's receipt and its transaction batch of facts; the caller commits after.
 If execution itself fails (it should not: the plan checked everything), the group is redone
 one write per SAVEPOINT, so a write the planner missed is still rejected alone.
 
@@ -33,7 +35,7 @@ import msgspec
 from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..blobs import BlobStore
+from ..blobs import BlobStore, inline
 from ..errors import (
     IdConflictError,
     InternalError,
@@ -239,9 +241,13 @@ class GroupCommit:
         for bid, (data, kind, media) in ctx.blobs.items():
             if bid not in group.new_blobs:
                 group.new_blobs.add(bid)
-                group.batch.add(bid, data)
+                if len(data) <= self.settings.inline_max_bytes:
+                    group.inline[bid] = data
+                else:
+                    group.files += 1
+                    group.batch.add(bid, data)
                 group.blob_rows.append({"blob_id": bid, "size": len(data), "kind": kind, "media_type": media,
-                                        "created_at": at, "status": "ok"})
+                                        "created_at": at, "status": "ok", "bytes_id": None})
         group.appended.setdefault("tx", []).append({
             "tx_id": ctx.tx_id, "write_id": ctx.write_id, "session_id": ctx.sid, "at": at, "facts": facts})
         group.appended.setdefault("writes", []).append({
@@ -256,20 +262,45 @@ class GroupCommit:
         # The blob I/O thread or process writes, syncs and publishes the group's blobs while
         # the rows are inserted here (SQLite releases the GIL). The caller commits only after
         # `durable` is done, so no committed row points at a blob that is not durable.
-        durable = group.batch.durable() if group.new_blobs else None
+        durable = group.batch.durable() if group.files else None
         try:
             self._insert_rows(group)
         finally:
             if durable is not None:
                 durable.result()
 
-    def _known_blobs(self, blob_ids: list[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(blob_ids), 500):
-            chunk = blob_ids[start : start + 500]
-            known.update(self.conn.execute(select(schema.blobs.c.blob_id).where(schema.blobs.c.blob_id.in_(chunk)))
-                         .scalars())
-        return known
+    def _known_blobs(self, blob_ids: list[str]) -> dict[str, bool]:
+        """Of these (file-sized) ids, those with a row -> whether their bytes are inline and
+        intact (then no file is written: the same content is stored once, whatever the tier)."""
+        return {bid: bytes_id is not None and status == "ok"
+                for bid, (bytes_id, status) in inline.stored_tiers(self.conn, blob_ids).items()}
+
+    def _inline_rows(self, group: GroupState, cursor: Any) -> None:
+        """`blob_bytes` rows for the group's small blobs, except those stored already: inline,
+        or as an intact file (dedupe across tiers). A quarantined blob, or a file found missing
+        or corrupt here, gets its bytes inline again: writing the same content heals it."""
+        stored = inline.stored_tiers(self.conn, group.inline)
+        next_id = inline.next_bytes_id(self.conn)
+        bytes_ids: dict[str, int] = {}
+        rows = []
+        for bid, data in group.inline.items():
+            bytes_id, status = stored.get(bid, (None, None))
+            if status == "ok":
+                if bytes_id is not None:
+                    continue
+                good = self.blobs.is_good(bid)
+                if good:
+                    continue
+                if good is False:
+                    self.blobs.quarantine(bid)
+            bytes_ids[bid] = next_id
+            rows.append((next_id, data))
+            next_id += 1
+        if rows:
+            cursor.executemany("INSERT INTO blob_bytes (bytes_id, data) VALUES (?, ?)", rows)
+            for row in group.blob_rows:
+                if row["blob_id"] in bytes_ids:
+                    row["bytes_id"] = bytes_ids[row["blob_id"]]
 
     def _insert_rows(self, group: GroupState) -> None:
         # One executemany per table. The statements are compiled from the SQLAlchemy tables
@@ -284,10 +315,14 @@ class GroupCommit:
                 dirty = group.dirty.get(table.name)
                 if dirty:
                     _bulk(cursor, table, "INSERT OR REPLACE", dirty.values())
+            if group.inline:
+                self._inline_rows(group, cursor)
             if group.blob_rows:
-                # a blob seen before keeps its first row; writing it again clears a quarantine mark
+                # a blob seen before keeps its first row; writing it again clears a quarantine
+                # mark (and, when its bytes were stored inline again just now, points at them)
                 _bulk(cursor, schema.blobs, "INSERT", group.blob_rows,
-                      " ON CONFLICT (blob_id) DO UPDATE SET status = 'ok'")
+                      " ON CONFLICT (blob_id) DO UPDATE SET status = 'ok',"
+                      " bytes_id = coalesce(excluded.bytes_id, blobs.bytes_id)")
             session_rows, counter_rows = [], []
             for sid in group.dirty_sessions:
                 state = group.sessions[sid]

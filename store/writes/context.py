@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, Table, bindparam, select
 
-from ..blobs import BlobStore, PayloadError, blob_id, canonical_json, payload_bytes
+from ..blobs import BlobStore, PayloadError, blob_id, canonical_json, inline, payload_bytes
 from ..blobs.io import BlobBatch
 from ..errors import NotFoundError, ValidationError
 from ..rows import branch, schema
@@ -58,6 +58,10 @@ class GroupState:
     appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     new_blobs: set[str] = field(default_factory=set)
+    #: the group's new blobs of at most `inline_max_bytes`: stored in `blob_bytes` by execute()
+    inline: dict[str, bytes] = field(default_factory=dict)
+    #: ... and how many go to blob files (through `batch`)
+    files: int = 0
     blob_rows: list[dict[str, Any]] = field(default_factory=list)
     dirty_sessions: set[str] = field(default_factory=set)
 
@@ -155,7 +159,8 @@ class WriteContext:
             if head_id in source:
                 return source[head_id]
         row = self.require(schema.heads, "head", head_id)
-        members = branch.load(msgspec.json.decode(self.group.blobs.get(row["state_blob"]))["members"])
+        state = inline.read(self.group.conn, self.group.blobs, row["state_blob"])
+        members = branch.load(msgspec.json.decode(state)["members"])
         self.group.members[head_id] = members
         return members
 

@@ -57,10 +57,10 @@ def test_scan_finds_a_flipped_byte_and_exits_non_zero(root):
     assert run("scan", "--full", root=root).returncode == 0
     with Store.open(root) as store:
         blob = store.message_records("a0")[0]["content_blob"]
-        path = store.blobs.path(blob)
-    data = bytearray(path.read_bytes())
-    data[0] ^= 1
-    path.write_bytes(bytes(data))
+    with sqlite3.connect(root / "store.sqlite") as db:  # a small payload: its bytes are inline, in SQLite
+        [(bytes_id, data)] = db.execute("SELECT bb.bytes_id, bb.data FROM blobs b JOIN blob_bytes bb"
+                                        " ON bb.bytes_id = b.bytes_id WHERE b.blob_id = ?", (blob,)).fetchall()
+        db.execute("UPDATE blob_bytes SET data = ? WHERE bytes_id = ?", (bytes([data[0] ^ 1]) + data[1:], bytes_id))
     done = run("scan", "--full", "--json", root=root)
     assert done.returncode == 1
     assert "blob/hash-mismatch" in {f["type"] for f in json.loads(done.stdout)["findings"]}
