@@ -33,7 +33,7 @@ from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine
 from .settings import Settings
-from .writer_lock import WriterLock, held_here, holder_pid
+from .writer_lock import WriterLock, holder_pid
 from .writes.commit import GroupCommit
 
 
@@ -90,6 +90,7 @@ class Store:
             self.engine.dispose()
             raise
         self.blobs = BlobStore(root, readonly=readonly)
+        self._writer_lock = WriterLock(root)  # taken for each commit unless this process is the writer
 
     @classmethod
     def open(cls, root: str | Path, settings: Settings | None = None, *, readonly: bool = False) -> Store:
@@ -180,10 +181,10 @@ class Store:
     def writer_lock(self) -> Iterator[None]:
         """Hold the root's writer lock for a commit: already ours (we are the fleet's writer),
         or taken now and given back after; `WriterLockHeldError` if another process holds it."""
-        if held_here(self.root):
+        lock = self._writer_lock
+        if lock.held_in_process():
             yield
             return
-        lock = WriterLock(self.root)
         if not lock.try_acquire():
             raise WriterLockHeldError(str(self.root), holder_pid(self.root))
         try:

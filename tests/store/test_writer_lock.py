@@ -94,3 +94,20 @@ def test_a_process_that_holds_the_lock_commits_through_any_store_object(tmp_path
         assert lock.held and is_locked(root / "writer.lock") and not held_elsewhere(root)
     finally:
         lock.release()
+
+
+def test_after_another_process_held_the_lock_a_commit_names_this_process_in_it(tmp_path, holder):
+    """The pid is rewritten only when it changes (a truncate per commit cost more than the
+    commit); when another process held the lock before, its pid must not stay behind."""
+    import os
+
+    root = tmp_path / "store"
+    holder.stdin.close()
+    holder.wait(30)
+    assert holder_pid(root) == holder.pid  # what the last holder left
+    with Store.open(root) as store:
+        store.commit(start("c"))
+        assert holder_pid(root) == os.getpid()
+        store.commit(message("c", 1))  # taken again: the file already names us
+        assert (root / "writer.lock").read_text() == f"{os.getpid()}\n"
+        assert len(store.message_records("c")) == 1
