@@ -4,8 +4,7 @@ Each write is one `message/added` with a distinct 1 KiB content payload (inline,
 store.sqlite), into fresh store roots on the real disk. Prints writes/s for both modes and
 their ratio, beside the same writes with every payload a blob file (the layout before the
 inline tier) and the blob files alone; then a second mix where 10% of the writes carry a
-256 KiB payload (the file tier), with its blob files written by the blob I/O thread and by
-the blob I/O processes.
+256 KiB payload (the file tier, written by the blob I/O thread).
 
     python -m ops.bench.store_write [--warm] [--writes 20000] [--group 2000] [--single 1000] [--repeat 3]
     python -m ops.bench.store_write --sweep 4,16,32,64,128   # inline vs file, per payload size (KiB)
@@ -60,7 +59,7 @@ def fresh_store(base: str, name: str, warm: bool = False, **settings: object) ->
 def group_rate(base: str, name: str, args: argparse.Namespace, large_every: int = 0, writes_n: int = 0,
                size: int = 1024, **settings: object) -> float:
     store = fresh_store(base, name, args.warm, **settings)
-    # warm-up, untimed: a running writer has its blob I/O processes up already
+    # warm-up, untimed: a running writer has its blob I/O thread up already
     store.commit_many(make_writes(300, "bench", f"{name}-warm-up", large_every, size=size))
     os.sync()
     writes = make_writes(writes_n or args.writes, "bench", name, large_every, size=size)
@@ -95,7 +94,7 @@ def sweep(base: str, args: argparse.Namespace) -> None:
         for tier, limit in (("inline", kib * 1024), ("file", 0)):
             rates[tier] = statistics.median(
                 group_rate(base, f"sweep-{kib}-{tier}{k}", args, writes_n=n, size=kib * 1024,
-                           inline_max_bytes=limit, blob_io_process_min=0) for k in range(args.repeat))
+                           inline_max_bytes=limit) for k in range(args.repeat))
         mib = {tier: rate * kib / 1024 for tier, rate in rates.items()}
         print(f"{kib:>5} KiB {rates['inline']:11,.0f} {rates['file']:10,.0f} {mib['inline']:13,.1f}"
               f" {mib['file']:11,.1f}", flush=True)
@@ -118,7 +117,7 @@ def main() -> None:
     os.makedirs("var", exist_ok=True)
     base = args.dir or tempfile.mkdtemp(prefix="bench-", dir="var")
     print(fs_probe.report(base), flush=True)
-    kinds = ("inline", "files", "blobs", "large-thread", "large-process")
+    kinds = ("inline", "files", "blobs", "large")
     runs: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         if args.sweep:
@@ -133,12 +132,9 @@ def main() -> None:
         single.close()
         for k in range(args.repeat):  # interleaved, so a slow spell of the disk hits every kind
             runs["inline"].append(group_rate(base, f"inline{k}", args))
-            runs["files"].append(group_rate(base, f"files{k}", args, inline_max_bytes=0, blob_io_process_min=0))
+            runs["files"].append(group_rate(base, f"files{k}", args, inline_max_bytes=0))
             runs["blobs"].append(blob_rate(base, f"blobs{k}", args))
-            runs["large-thread"].append(group_rate(base, f"large-thread{k}", args, large_every=10,
-                                                   writes_n=args.large_writes, blob_io_process_min=0))
-            runs["large-process"].append(group_rate(base, f"large-process{k}", args, large_every=10,
-                                                    writes_n=args.large_writes, blob_io_process_min=1))
+            runs["large"].append(group_rate(base, f"large{k}", args, large_every=10, writes_n=args.large_writes))
     finally:
         if args.dir is None:  # a --dir given is kept (deleting files slows creating them: docs/benchmarks.md)
             shutil.rmtree(base, ignore_errors=True)
@@ -157,10 +153,8 @@ def main() -> None:
           "  (the same writes, every payload a blob file: the layout before the inline tier)")
     print(f"  blob files alone        : {median['blobs']:9,.0f} blobs/s   median of [{each('blobs')}]"
           "  (one new 1 KiB file per write, no SQLite)")
-    print(f"mix, 10% of writes 256 KiB: {median['large-thread']:9,.0f} writes/s  median of [{each('large-thread')}]"
-          f"  ({args.large_writes} writes; the large payloads are files, by the blob I/O thread)")
-    print(f"  same, blob I/O processes: {median['large-process']:9,.0f} writes/s  median of"
-          f" [{each('large-process')}]")
+    print(f"mix, 10% of writes 256 KiB: {median['large']:9,.0f} writes/s  median of [{each('large')}]"
+          f"  ({args.large_writes} writes; the large payloads are files)")
     print("targets: group >= 30,000 writes/s and >= 50x one-per-write")
 
 
