@@ -1,6 +1,6 @@
 """Payload bytes: canonical encoding and blob ids (canonical.py), the two tiers a blob lives
 in — inline in store.sqlite (inline.py) or a file in the blob tree (disk.py) — the I/O
-engines that write groups of blob files (io.py), the `BlobStore` that callers hold
+thread that writes groups of blob files (io.py), the `BlobStore` that callers hold
 (store.py), and moving small files inline (pack.py). Only inline.py and pack.py touch
 SQLite."""
 

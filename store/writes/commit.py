@@ -180,12 +180,8 @@ class GroupCommit:
 
     def _plan_group(self, raws, parsed, receipts, known, at) -> GroupState:  # type: ignore[no-untyped-def]
         last_tx = hot.scalar(self.cursor, "SELECT coalesce(max(tx_id), 0) FROM tx")
-        # a large group's blobs are written by the blob I/O processes while the rest is planned
-        large = 0 < self.settings.blob_io_process_min <= len(parsed)
-        processes = max(1, self.settings.blob_io_processes) if large else 0
-        batch = self.blobs.batch(processes=processes, known=self._known_blobs)
         group = GroupState(self.conn, self.blobs, self.settings, next_tx=last_tx + 1,
-                           cursor=self.cursor, mark=self.mark, batch=batch)
+                           cursor=self.cursor, mark=self.mark, batch=self.blobs.batch(known=self._known_blobs))
         for i, write in enumerate(parsed):
             if write is None:
                 continue
@@ -274,8 +270,8 @@ class GroupCommit:
 
     # -- execute ------------------------------------------------------------------------
     def _execute(self, group: GroupState, at: str) -> None:
-        # The blob I/O thread or process writes, syncs and publishes the group's blobs while
-        # the rows are inserted here (SQLite releases the GIL). The caller commits only after
+        # The blob I/O thread writes, syncs and publishes the group's blob files while the
+        # rows are inserted here (SQLite releases the GIL). The caller commits only after
         # `durable` is done, so no committed row points at a blob that is not durable.
         durable = group.batch.durable() if group.files else None
         try:
