@@ -129,6 +129,8 @@ def test_corrupt_inline_bytes_are_quarantined_and_a_rewrite_of_the_same_content_
         corrupt_inline(store, blob)
         with pytest.raises(CorruptBlobError, match="hash mismatch"):
             store.blob(blob)
+        with pytest.raises(CorruptBlobError, match="hash mismatch"):  # the joined read checks each row too
+            store.message_records("s", include_content=True)
 
         report = scan_blobs(store, full=True)
         [finding] = report.findings
