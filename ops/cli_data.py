@@ -1,9 +1,10 @@
-"""`sessiondb query`, `sessiondb index ...`, `sessiondb scan`, `sessiondb check`.
+"""`sessiondb query`, `sessiondb index ...`, `sessiondb scan`, `sessiondb check`, `sessiondb blobs pack`.
 
-The commands over the derived index and the integrity checks; registered on the main
-`app` of `ops.cli` (which imports this module once its helpers exist). Each is a library
-call (`store.index.Index`, `store.integrity`) plus formatting and a progress bar; a
-problem found makes the exit code non-zero, a user mistake prints one line.
+The commands over the derived index, the integrity checks and blob maintenance; registered
+on the main `app` of `ops.cli` (which imports this module once its helpers exist). Each is
+a library call (`store.index.Index`, `store.integrity`, `store.blobs.pack`) plus formatting
+and a progress bar; a problem found makes the exit code non-zero, a user mistake prints
+one line.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from rich.table import Table
 
 from sessiondb.ops.cli_common import JsonOpt, RootOpt, app, emit, fail, open_store, out
 from sessiondb.ops.progress import progress_bar
+from sessiondb.store.blobs.pack import pack_blobs
 from sessiondb.store.datalog import DatalogError, Keyword, Symbol, parse_query, read_edn
 from sessiondb.store.index import Index
 from sessiondb.store.integrity import Report, check_consistency, scan_blobs
 
 index_app = typer.Typer(no_args_is_help=True, help="the derived Datalog index: status, catch-up, rebuild")
 app.add_typer(index_app, name="index")
+blobs_app = typer.Typer(no_args_is_help=True, help="payload blobs: move small blob files inline (pack)")
+app.add_typer(blobs_app, name="blobs")
 
 
 def parse_arg(text: str) -> Any:
@@ -140,3 +144,15 @@ def check(root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
                                    max_index_lag=store.settings.index_max_lag,
                                    index_sample=store.settings.index_check_sample, progress=bar, save=False)
     show(report, as_json)
+
+
+@blobs_app.command("pack")
+def blobs_pack(max_bytes: int | None = typer.Option(None, "--max-bytes", min=0,
+                                                    help="pack files of at most this many bytes"
+                                                         " (default: SESSIONDB_INLINE_MAX_BYTES)"),
+               root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
+    """Move small blob files into store.sqlite (the inline tier), then remove the files. Takes the
+    writer lock: refuses while a fleet's writer runs."""
+    with open_store(root, write=True) as store, progress_bar("packing", as_json) as bar:
+        counts = pack_blobs(store, max_bytes, progress=bar)
+    emit(counts, as_json)

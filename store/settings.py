@@ -26,11 +26,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     group_commit_max: int = 2000
     #: ... gathered for at most this long after the first one arrives
     group_commit_wait_ms: int = 5
-    #: groups of at least this many writes have their blobs written by a separate blob I/O
-    #: process, which works while the writer plans the group (0: always the I/O thread)
-    blob_io_process_min: int = 256
-    #: ... by this many blob I/O processes, which take the group's blobs in turns
-    blob_io_processes: int = 2
+    #: payloads of at most this many bytes are stored inline, in store.sqlite, in the same
+    #: transaction as their rows; larger ones are blob files (0: every payload a file).
+    #: 32 KiB: docs/benchmarks.md, "The inline threshold"
+    inline_max_bytes: int = 32 * 1024
     #: SQLite `synchronous` pragma: FULL (default, durable on power loss) or NORMAL
     sqlite_synchronous: str = "FULL"
     #: how long a statement waits for another process's lock on store.sqlite before it fails

@@ -1,7 +1,8 @@
 """Read views of sessions (docs/spec.md, Reads): current branch, history, audit log, lookups.
 
 Every function takes a `Connection` already inside one read transaction (so a view never
-sees half of a group commit) and the BlobStore for head states and contents. A branch is
+sees half of a group commit) and the BlobStore for head states and contents stored as
+files; inline payloads are read with the rows, in the same transaction (`blobs.inline`). A branch is
 read through its membership ranges (`branch.py`) with indexed range scans per session;
 nothing walks a head chain or scans a table. These functions never write.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import blake3
 import msgspec
 from sqlalchemy import Connection, Table, and_, or_, select
 
-from .blobs import BlobStore
+from .blobs import BlobStore, inline
+from .blobs.canonical import TEXT
 from .errors import NotFoundError
 from .gc_pause import gc_paused
 from .rows import branch, schema
@@ -75,7 +78,7 @@ def session_row(conn: Connection, session: str) -> dict[str, Any]:
 
 def head_members(conn: Connection, blobs: BlobStore, head: str) -> Membership:
     state_blob = conn.execute(select(schema.heads.c.state_blob).where(schema.heads.c.head_id == head)).scalar_one()
-    return branch.load(msgspec.json.decode(blobs.get(state_blob))["members"])
+    return branch.load(msgspec.json.decode(inline.read(conn, blobs, state_blob))["members"])
 
 
 def _in_branch(table: Table, members: Membership) -> Any:
@@ -177,20 +180,70 @@ def message_records(conn: Connection, blobs: BlobStore, session: str, include_co
                     all_branches: bool = False) -> list[dict[str, Any]]:
     row = session_row(conn, session)
     msg = schema.messages
-    if all_branches:
-        records = _rows(conn, select(msg).where(msg.c.session_id == session).order_by(msg.c.message_id))
-    else:
+    if not include_content:
+        if all_branches:
+            return _rows(conn, select(msg).where(msg.c.session_id == session).order_by(msg.c.message_id))
         members = branch.load(msgspec.json.decode(row["branch"]))
-        records = branch_rows(conn, msg, "message_id", own_last(members, session))
-    if include_content:
-        ids = list({r["content_blob"] for r in records})
-        media: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            media.update(conn.execute(select(schema.blobs.c.blob_id, schema.blobs.c.media_type)
-                                      .where(schema.blobs.c.blob_id.in_(ids[start:start + 500]))).all())
-        for record in records:
-            record["content"] = decode_payload(blobs.get(record["content_blob"]), media[record["content_blob"]])
+        return branch_rows(conn, msg, "message_id", own_last(members, session))
+    # one join of the messages with their blobs' media types and inline bytes; only blobs
+    # stored as files are read afterwards, one by one
+    if all_branches:
+        records = _content_rows(conn.exec_driver_sql(_content_sql(0), (session,)))
+    else:
+        members = own_last(branch.load(msgspec.json.decode(row["branch"])), session)
+        records = []
+        for sid, ranges in members.items():
+            params: list[Any] = [sid]
+            for lo, hi in ranges:
+                params += (lo, hi)
+            records += _content_rows(conn.exec_driver_sql(_content_sql(len(ranges)), tuple(params)))
+    files = [r for r in records if r["content"] is None]
+    if files:
+        data = inline.read_many(conn, blobs, [r["content_blob"] for r in files])
+        for r in files:
+            r["content"] = decode_payload(data[r["content_blob"]], r.pop("media_type"))
     return records
+
+
+_MESSAGE_COLUMNS = [c.name for c in schema.messages.columns]
+
+
+@functools.lru_cache(maxsize=64)
+def _content_sql(spans: int) -> str:
+    """Messages of one session (in `spans` event ranges; 0: all of them) with their content."""
+    where = "" if spans == 0 else " AND (" + " OR ".join(["m.event_id BETWEEN ? AND ?"] * spans) + ")"
+    columns = ", ".join(f"m.{c}" for c in _MESSAGE_COLUMNS)
+    return (f"SELECT {columns}, b.media_type, bb.data FROM messages m"
+            " JOIN blobs b ON b.blob_id = m.content_blob"
+            " LEFT JOIN blob_bytes bb ON bb.bytes_id = b.bytes_id"
+            f" WHERE m.session_id = ?{where} ORDER BY m.message_id")
+
+
+def _content_rows(result: Any) -> list[dict[str, Any]]:
+    """Message records with `content` decoded from inline bytes (checked against the blob id);
+    None, and the media type kept, for content stored as a file."""
+    keys = _MESSAGE_COLUMNS
+    n = len(keys)
+    blob_at = keys.index("content_blob")
+    b3 = blake3.blake3
+    records = []
+    try:
+        with gc_paused():
+            for row in result.cursor.fetchall():
+                record = dict(zip(keys, row[:n], strict=True))
+                media, data = row[n], row[n + 1]
+                if data is None:
+                    record["content"] = None
+                    record["media_type"] = media
+                else:
+                    if b3(data).hexdigest() != row[blob_at][7:]:  # inline.checked, without a call per row
+                        inline.checked(row[blob_at], data)
+                    record["content"] = data.decode("utf-8") if media == TEXT else decode_payload(data, media)
+                records.append(record)
+    finally:
+        result.close()
+    return records
+
 
 
 def decode_payload(data: bytes, media_type: str) -> Any:

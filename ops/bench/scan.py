@@ -8,9 +8,12 @@ full `scan_blobs`, then the raw loop once more; prints MiB/s and blobs/s of ever
 the ratio of the best scan to the best raw pass (the machine is shared, so best-of-N is
 the fair comparison). The CPU time of each pass shows whether the scan's threads really ran
 in parallel (more than 100% of one core) on the machine as it was at the time. Everything
-is written under ./var/ and removed afterwards (unless --keep).
+is written under ./var/ and removed afterwards (unless --keep). With `--inline-max-bytes N`
+the blobs of at most N bytes are stored inline (in store.sqlite's `blob_bytes`, as the
+write path does) and the raw loop reads those from SQLite.
 
     python -m ops.bench.scan [--blobs 100000] [--total-mib 2048] [--workers N] [--repeat 3] [--keep]
+    python -m ops.bench.scan --inline-max-bytes 32768      # a mixed store: small blobs inline
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import os
 import random
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -27,6 +31,7 @@ import blake3
 from sqlalchemy import insert
 
 from sessiondb.store import Store
+from sessiondb.store.blobs import inline
 from sessiondb.store.integrity import scan_blobs
 from sessiondb.store.rows import schema
 
@@ -45,8 +50,9 @@ def sizes(count: int, total_mib: float, seed: int = 7) -> list[int]:
     return [max(64, min(MIB, int(s * scale))) for s in raw]
 
 
-def build(store: Store, plan: list[int], batch: int = 2000) -> list[str]:
-    """Write the blobs (durably, through the BlobStore) and their rows; returns the blob ids."""
+def build(store: Store, plan: list[int], batch: int = 2000, inline_max: int = 0) -> list[str]:
+    """Write the blobs and their rows: files durably through the BlobStore, those of at most
+    `inline_max` bytes into `blob_bytes`; returns the blob ids."""
     pool = random.Random(11).randbytes(2 * MIB)
     ids: list[str] = []
     at = "2026-01-01T00:00:00.000000Z"
@@ -56,12 +62,21 @@ def build(store: Store, plan: list[int], batch: int = 2000) -> list[str]:
             offset = (n * 7919) % (len(pool) - size)
             data = n.to_bytes(8, "big") + pool[offset : offset + size - 8]  # unique bytes, cheap to make
             chunk["blake3:" + blake3.blake3(data).hexdigest()] = data
-        store.blobs.put_many(chunk)
-        rows = [{"blob_id": b, "size": len(d), "kind": "bench", "media_type": "application/octet-stream",
-                 "created_at": at, "status": "ok"} for b, d in chunk.items()]
+        store.blobs.put_many({b: d for b, d in chunk.items() if len(d) > inline_max})
         with store.engine.connect() as conn:
             conn.info["begin"] = "BEGIN IMMEDIATE"
             with conn.begin():
+                next_id = inline.next_bytes_id(conn)
+                rows, inline_rows = [], []
+                for b, d in chunk.items():
+                    bytes_id = None
+                    if len(d) <= inline_max:
+                        bytes_id, next_id = next_id, next_id + 1
+                        inline_rows.append({"bytes_id": bytes_id, "data": d})
+                    rows.append({"blob_id": b, "size": len(d), "kind": "bench", "created_at": at, "status": "ok",
+                                 "media_type": "application/octet-stream", "bytes_id": bytes_id})
+                if inline_rows:
+                    conn.execute(insert(schema.blob_bytes), inline_rows)
                 conn.execute(insert(schema.blobs), rows)
         ids.extend(chunk)
         print(f"\r  created {len(ids):,} / {len(plan):,} blobs", end="", flush=True)
@@ -69,11 +84,20 @@ def build(store: Store, plan: list[int], batch: int = 2000) -> list[str]:
     return ids
 
 
-def raw_pass(paths: list[str]) -> tuple[float, int]:
-    """The floor to compare with: open, read, blake3, compare with the name; one thread."""
+def raw_pass(paths: list[str], db: str | None = None) -> tuple[float, int]:
+    """The floor to compare with: open, read, blake3, compare with the name; one thread (and,
+    with `db`, every inline blob read from store.sqlite and hashed the same way)."""
     started = time.perf_counter()
     total = 0
     bad = 0
+    if db is not None:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        query = "SELECT b.blob_id, bb.data FROM blobs b JOIN blob_bytes bb ON bb.bytes_id = b.bytes_id"
+        for blob_id, data in conn.execute(query):
+            total += len(data)
+            if blake3.blake3(data).hexdigest() != blob_id[7:]:
+                bad += 1
+        conn.close()
     for path in paths:
         with open(path, "rb", buffering=0) as f:
             data = f.readall()
@@ -104,6 +128,8 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="store root (default: ./var/bench-scan-<pid>)")
     parser.add_argument("--repeat", type=int, default=3, help="alternate raw and scan passes this many times")
     parser.add_argument("--keep", action="store_true", help="leave the store root behind")
+    parser.add_argument("--inline-max-bytes", type=int, default=0,
+                        help="store blobs of at most this many bytes inline, in store.sqlite (default 0: all files)")
     args = parser.parse_args()
 
     root = Path(args.root or f"var/bench-scan-{os.getpid()}")
@@ -115,14 +141,16 @@ def main() -> None:
           f"{os.cpu_count()} cores, root {root}")
     try:
         with Store.open(root) as store:
-            ids = build(store, plan)
-            paths = [str(store.blobs.path(b)) for b in sorted(ids)]
+            ids = build(store, plan, inline_max=args.inline_max_bytes)
+            paths = [str(p) for p in sorted(store.blobs.iter_files())]
+            db = str(store.root / "store.sqlite") if args.inline_max_bytes else None
+            print(f"  {len(ids) - len(paths):,} blobs inline, {len(paths):,} files")
             raws: list[tuple[float, int, float]] = []
             scans: list[tuple[float, int, float]] = []
 
             def timed_raw() -> None:
                 cpu = cpu_seconds()
-                seconds, nbytes = raw_pass(paths)
+                seconds, nbytes = raw_pass(paths, db)
                 raws.append((seconds, nbytes, cpu_seconds() - cpu))
 
             for _ in range(args.repeat):  # alternate, so both see the same machine (it is shared)
@@ -133,7 +161,7 @@ def main() -> None:
                 assert report.ok and report.counts["blobs_hashed"] == len(ids), report.as_dict()["by_type"]
             timed_raw()
             for i, (seconds, nbytes, cpu) in enumerate(raws):
-                print(line(f"raw read+blake3 #{i + 1}", seconds, nbytes, len(paths), cpu))
+                print(line(f"raw read+blake3 #{i + 1}", seconds, nbytes, len(ids), cpu))
             for i, (seconds, nbytes, cpu) in enumerate(scans):
                 workers = "auto" if args.workers is None else args.workers
                 print(line(f"full scan #{i + 1} (workers={workers})", seconds, nbytes, len(ids), cpu))

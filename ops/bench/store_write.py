@@ -1,9 +1,13 @@
 """Benchmark: store writes, one transaction per write vs group commit (`commit_many`).
 
-Each write is one `message/added` with a distinct 1 KiB content payload, into fresh store
-roots on the real disk. Prints writes/s for both modes and their ratio.
+Each write is one `message/added` with a distinct 1 KiB content payload (inline, in
+store.sqlite), into fresh store roots on the real disk. Prints writes/s for both modes and
+their ratio, beside the same writes with every payload a blob file (the layout before the
+inline tier) and the blob files alone; then a second mix where 10% of the writes carry a
+256 KiB payload (the file tier, written by the blob I/O thread).
 
     python -m ops.bench.store_write [--warm] [--writes 20000] [--group 2000] [--single 1000] [--repeat 3]
+    python -m ops.bench.store_write --sweep 4,16,32,64,128   # inline vs file, per payload size (KiB)
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ from sessiondb.store import Settings, Store
 from sessiondb.store.blobs.canonical import blob_id
 
 
-def make_writes(n: int, session: str, prefix: str) -> list[dict]:
+def make_writes(n: int, session: str, prefix: str, large_every: int = 0, large_bytes: int = 256 * 1024,
+                size: int = 1024) -> list[dict]:
+    """n writes of one message each: `size` bytes of content, or `large_bytes` for every
+    `large_every`-th write (0: none)."""
     return [
         {"write_id": f"{prefix}-{i}", "session": session,
-         "events": [{"type": "message/added", "role": "user", "content": os.urandom(512).hex()}]}
+         "events": [{"type": "message/added", "role": "user",
+                     "content": os.urandom((large_bytes if large_every and i % large_every == 0 else size) // 2)
+                     .hex()}]}
         for i in range(n)
     ]
 
@@ -47,12 +56,13 @@ def fresh_store(base: str, name: str, warm: bool = False, **settings: object) ->
     return store
 
 
-def group_rate(base: str, name: str, args: argparse.Namespace, **settings: object) -> float:
+def group_rate(base: str, name: str, args: argparse.Namespace, large_every: int = 0, writes_n: int = 0,
+               size: int = 1024, **settings: object) -> float:
     store = fresh_store(base, name, args.warm, **settings)
-    # warm-up, untimed: a running writer has its blob I/O processes up already
-    store.commit_many(make_writes(300, "bench", f"{name}-warm-up"))
+    # warm-up, untimed: a running writer has its blob I/O thread up already
+    store.commit_many(make_writes(300, "bench", f"{name}-warm-up", large_every, size=size))
     os.sync()
-    writes = make_writes(args.writes, "bench", name)
+    writes = make_writes(writes_n or args.writes, "bench", name, large_every, size=size)
     start = time.perf_counter()
     for i in range(0, len(writes), args.group):
         receipts = store.commit_many(writes[i : i + args.group])
@@ -75,22 +85,44 @@ def blob_rate(base: str, name: str, args: argparse.Namespace) -> float:
     return rate
 
 
+def sweep(base: str, args: argparse.Namespace) -> None:
+    """The inline threshold: group-commit writes/s and MiB/s per payload size, inline vs file."""
+    print(f"{'payload':>8} {'inline w/s':>11} {'file w/s':>10} {'inline MiB/s':>13} {'file MiB/s':>11}")
+    for kib in (int(k) for k in args.sweep.split(",")):
+        n = max(200, min(args.writes, (64 << 20) // (kib * 1024)))  # at most ~64 MiB of payload per run
+        rates = {}
+        for tier, limit in (("inline", kib * 1024), ("file", 0)):
+            rates[tier] = statistics.median(
+                group_rate(base, f"sweep-{kib}-{tier}{k}", args, writes_n=n, size=kib * 1024,
+                           inline_max_bytes=limit) for k in range(args.repeat))
+        mib = {tier: rate * kib / 1024 for tier, rate in rates.items()}
+        print(f"{kib:>5} KiB {rates['inline']:11,.0f} {rates['file']:10,.0f} {mib['inline']:13,.1f}"
+              f" {mib['file']:11,.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=20_000, help="writes for each group-commit run")
     parser.add_argument("--group", type=int, default=2_000, help="writes per commit_many call")
     parser.add_argument("--single", type=int, default=1_000, help="writes for the one-transaction-per-write run")
     parser.add_argument("--repeat", type=int, default=3, help="group-commit runs of each kind (the median counts)")
+    parser.add_argument("--large-writes", type=int, default=4_000,
+                        help="writes for each run of the mix with 10%% large payloads")
     parser.add_argument("--warm", action="store_true",
                         help="pre-create the 65,536 blob directories (steady state of a store in use)")
+    parser.add_argument("--sweep", default="", help="only the threshold sweep: payload sizes in KiB, e.g. 4,16,64")
     parser.add_argument("--dir", default=None,
                         help="where to create the stores, kept afterwards (default: a temp dir under ./var, removed)")
     args = parser.parse_args()
     os.makedirs("var", exist_ok=True)
     base = args.dir or tempfile.mkdtemp(prefix="bench-", dir="var")
     print(fs_probe.report(base), flush=True)
-    runs: dict[str, list[float]] = {"process": [], "thread": [], "blobs": []}
+    kinds = ("inline", "files", "blobs", "large")
+    runs: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
+        if args.sweep:
+            sweep(base, args)
+            return
         single = fresh_store(base, "single", args.warm)
         writes = make_writes(args.single, "bench", "single")
         start = time.perf_counter()
@@ -99,9 +131,10 @@ def main() -> None:
         single_rate = len(writes) / (time.perf_counter() - start)
         single.close()
         for k in range(args.repeat):  # interleaved, so a slow spell of the disk hits every kind
-            runs["process"].append(group_rate(base, f"process{k}", args, blob_io_process_min=1))
-            runs["thread"].append(group_rate(base, f"thread{k}", args, blob_io_process_min=0))
+            runs["inline"].append(group_rate(base, f"inline{k}", args))
+            runs["files"].append(group_rate(base, f"files{k}", args, inline_max_bytes=0))
             runs["blobs"].append(blob_rate(base, f"blobs{k}", args))
+            runs["large"].append(group_rate(base, f"large{k}", args, large_every=10, writes_n=args.large_writes))
     finally:
         if args.dir is None:  # a --dir given is kept (deleting files slows creating them: docs/benchmarks.md)
             shutil.rmtree(base, ignore_errors=True)
@@ -112,14 +145,17 @@ def main() -> None:
 
     dirs = "pre-created (a store in use)" if args.warm else "created as needed (a new store)"
     print(f"blob directories          : {dirs}")
-    print(f"one transaction per write : {single_rate:9,.0f} writes/s  ({args.single} writes)")
-    print(f"group commit (commit_many): {median['process']:9,.0f} writes/s  median of [{each('process')}]"
-          f"  ({args.writes} writes, {args.group} per group, blobs by the blob I/O processes)")
-    print(f"  same, blob I/O thread   : {median['thread']:9,.0f} writes/s  median of [{each('thread')}]")
-    print(f"ratio                     : {median['process'] / single_rate:9.1f}x")
-    print(f"blob files alone (floor)  : {median['blobs']:9,.0f} blobs/s   median of [{each('blobs')}]"
-          "  (one new file per write)")
-    print("targets: group >= 10,000 writes/s and >= 10x one-per-write")
+    print(f"one transaction per write : {single_rate:9,.0f} writes/s  ({args.single} writes, 1 KiB inline)")
+    print(f"group commit (commit_many): {median['inline']:9,.0f} writes/s  median of [{each('inline')}]"
+          f"  ({args.writes} writes, {args.group} per group, 1 KiB payloads inline)")
+    print(f"ratio                     : {median['inline'] / single_rate:9.1f}x")
+    print(f"  baseline, payload files : {median['files']:9,.0f} writes/s  median of [{each('files')}]"
+          "  (the same writes, every payload a blob file: the layout before the inline tier)")
+    print(f"  blob files alone        : {median['blobs']:9,.0f} blobs/s   median of [{each('blobs')}]"
+          "  (one new 1 KiB file per write, no SQLite)")
+    print(f"mix, 10% of writes 256 KiB: {median['large']:9,.0f} writes/s  median of [{each('large')}]"
+          f"  ({args.large_writes} writes; the large payloads are files)")
+    print("targets: group >= 30,000 writes/s and >= 50x one-per-write")
 
 
 if __name__ == "__main__":

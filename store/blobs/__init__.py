@@ -1,8 +1,11 @@
-"""Payload bytes: canonical encoding and blob ids (canonical.py), the blob tree on disk
-(disk.py), the I/O engines that write groups of blobs (io.py) and the `BlobStore` that
-callers hold (store.py). Nothing here touches SQLite."""
+"""Payload bytes: canonical encoding and blob ids (canonical.py), the two tiers a blob lives
+in — inline in store.sqlite (inline.py) or a file in the blob tree (disk.py) — the I/O
+thread that writes groups of blob files (io.py), the `BlobStore` that callers hold
+(store.py), and moving small files inline (pack.py). Only inline.py and pack.py touch
+SQLite."""
 
+from . import inline
 from .canonical import BLOB_ID_RE, PayloadError, blob_id, canonical_json, payload_bytes
 from .store import BlobStore
 
-__all__ = ["BLOB_ID_RE", "BlobStore", "PayloadError", "blob_id", "canonical_json", "payload_bytes"]
+__all__ = ["BLOB_ID_RE", "BlobStore", "PayloadError", "blob_id", "canonical_json", "inline", "payload_bytes"]

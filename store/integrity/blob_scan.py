@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import blake3
 from sqlalchemy import Connection, and_, false, func, or_, select, true, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
+from ..blobs import inline as inline_tier
 from ..rows import schema
 from . import blob_files, blob_refs, scan_state, sqlite_check
 from .findings import Finding, Report
@@ -139,6 +141,7 @@ class Row(NamedTuple):
     size: int
     status: str
     planned: int
+    bytes_id: int | None = None  # inline: the `blob_bytes` row; None: a blob file
 
 
 class _BlobScan:
@@ -233,13 +236,13 @@ class _BlobScan:
                     self._step(unit, state, report)
 
     def _rows_sql(self) -> str:
-        """The SQL a unit reads its rows with: (blob_id, size, status, planned) of one top-level directory."""
+        """The SQL a unit reads its rows with: (blob_id, size, status, planned, bytes_id) of one top-level directory."""
         blobs = schema.blobs
 
         def sql(expr: Any) -> str:
             return str(expr.compile(dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}))
 
-        return (f"SELECT blob_id, size, status, CASE WHEN ({sql(self.plan.where(blobs))}) THEN 1 ELSE 0 END"
+        return (f"SELECT blob_id, size, status, CASE WHEN ({sql(self.plan.where(blobs))}) THEN 1 ELSE 0 END, bytes_id"
                 f" FROM blobs WHERE blob_id >= ? AND blob_id < ? AND ({sql(self.part.where(blobs.c.blob_id))})"
                 " ORDER BY blob_id")
 
@@ -269,6 +272,7 @@ class _BlobScan:
         report.count("blobs_hashed", unit.hashed)
         report.count("bytes_hashed", unit.nbytes)
         report.count("files_listed", unit.listed)
+        report.count("inline_rows", unit.inline)
         report.count("skipped_missing", unit.vanished + sum(r[3] for r in unit.missing))
         for row in unit.missing:
             self._missing(Row(*row), report)
@@ -281,6 +285,9 @@ class _BlobScan:
         (with no `conn`, a dry run: only report it)."""
         blobs = schema.blobs
         for row in suspects:
+            if row.bytes_id is not None:
+                self._inline_verdict(conn, row, report)
+                continue
             again = hash_file(str(self.store.blobs.path(row.blob_id)))
             report.count("reread")
             verdict = _verdict(row, again)
@@ -302,7 +309,39 @@ class _BlobScan:
             conn.execute(update(blobs).where(blobs.c.blob_id == blob_id).values(status="ok"))
             report.count("unmarked")
 
+    def _inline_verdict(self, conn: Connection | None, row: Row, report: Report) -> None:
+        """A suspect inline blob, read again (under the write lock when repairing): corrupt
+        bytes move to `blob_quarantine` and the row is marked (a re-write of the content heals)."""
+        report.count("reread")
+        if conn is None:
+            with _ReadTx(self.store) as read:
+                data = inline_tier.bytes_of(read, row.bytes_id)
+        else:
+            data = inline_tier.bytes_of(conn, row.bytes_id)
+        if data is None:
+            report.count("transient_mismatch")  # gone since the first read (quarantined or re-stored)
+            return
+        got = blake3.blake3(data).hexdigest()
+        if got == row.blob_id[7:] and len(data) == row.size:
+            report.count("transient_mismatch")
+            return
+        kind = "blob/hash-mismatch" if len(data) == row.size else "blob/size-mismatch"
+        message = f"{row.blob_id}: its inline bytes changed ({len(data)} bytes, {row.size} recorded)"
+        data_out: dict[str, Any] = {"blob_id": row.blob_id, "tier": "inline", "recorded_size": row.size,
+                                    "file_size": len(data), "actual_hash": f"blake3:{got}", "file_intact": False}
+        if conn is None:
+            message += "; left in place (a dry run: scan with repair to move it to quarantine)"
+        else:
+            message += "; moved to quarantine"
+            data_out["quarantine_id"] = inline_tier.quarantine(conn, row.blob_id, row.bytes_id, _iso(self.now))
+            report.count("quarantined")
+        report.findings.append(Finding(kind, message, data_out))
+
     def _missing(self, row: Any, report: Report) -> None:
+        if row.bytes_id is not None:
+            report.add("blob/missing", f"{row.blob_id} is inline but its bytes ({row.bytes_id}) are gone",
+                       blob_id=row.blob_id, size=row.size, bytes_id=row.bytes_id)
+            return
         path = str(self.store.blobs.path(row.blob_id))
         if os.path.exists(path):  # a concurrent write put it back after the listing
             return

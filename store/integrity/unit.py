@@ -2,7 +2,8 @@
 
 `scan_unit` reads the unit's blob rows FIRST and lists the directory SECOND (a file is
 durable before its row commits, so a write racing the scan can never look like a missing
-file), re-hashes the files of the rows in the run's plan, and sorts everything it saw into
+file), re-hashes the files of the rows in the run's plan and the inline bytes (from
+store.sqlite's `blob_bytes`) of the inline ones, and sorts everything it saw into
 a `UnitResult`: plain data, so it can come back from a worker process as JSON as easily as
 from a function call. It runs in the scan's own process or in `scan_worker` processes.
 
@@ -18,13 +19,15 @@ import sqlite3
 import stat
 from urllib.parse import quote
 
+import blake3
 import msgspec
 
 from . import blob_files
 from .hashing import hash_file
 from .partition import Partition
 
-RowData = tuple[str, int, str, int]  # (blob id, recorded size, status, planned: 1 when this run re-hashes it)
+#: (blob id, recorded size, status, planned: 1 when this run re-hashes it, bytes_id: inline bytes or None: a file)
+RowData = tuple[str, int, str, int, int | None]
 
 
 class UnitSpec(msgspec.Struct, frozen=True):
@@ -32,7 +35,7 @@ class UnitSpec(msgspec.Struct, frozen=True):
 
     db_path: str
     blob_dir: str
-    rows_sql: str  # SELECT blob_id, size, status, planned FROM blobs WHERE blob_id >= ? AND blob_id < ? ...
+    rows_sql: str  # SELECT blob_id, size, status, planned, bytes_id FROM blobs WHERE blob_id >= ? AND blob_id < ? ...
     prefixes: list[str]  # the partition ([] = the whole space)
     grace_seconds: float
     now: float  # the scan's clock, as a POSIX timestamp
@@ -48,7 +51,8 @@ class UnitResult(msgspec.Struct):
     nbytes: int = 0
     vanished: int = 0  # listed, then gone before the read (a writer replacing a corrupt file)
     listed: int = 0  # blob files of the partition in this unit
-    missing: list[RowData] = msgspec.field(default_factory=list)  # rows without a file
+    inline: int = 0  # rows of inline blobs in this unit (their bytes live in store.sqlite, not in a file)
+    missing: list[RowData] = msgspec.field(default_factory=list)  # rows without a file (or inline bytes)
     suspects: list[RowData] = msgspec.field(default_factory=list)  # files that did not verify on the first read
     unmark: list[str] = msgspec.field(default_factory=list)  # quarantined rows whose file is back and intact
     orphans: list[tuple[str, str, float, int]] = msgspec.field(default_factory=list)  # (id, path, age, size)
@@ -69,13 +73,19 @@ def scan_unit(conn: sqlite3.Connection, spec: UnitSpec, part: Partition, top: st
     unit = UnitResult(top)
     files = listing.blobs
     known = set()
-    for blob_id, size, status, planned in rows:
+    inline: list[RowData] = []
+    for blob_id, size, status, planned, bytes_id in rows:
         hexdigest = blob_id[7:]
         known.add(hexdigest)
         unit.planned += planned
+        if bytes_id is not None:  # an inline blob: its bytes are re-hashed from store.sqlite below
+            unit.inline += 1
+            if planned:
+                inline.append((blob_id, size, status, planned, bytes_id))
+            continue
         path = files.get(hexdigest)
         if path is None:
-            unit.missing.append((blob_id, size, status, planned))
+            unit.missing.append((blob_id, size, status, planned, None))
             continue
         if not planned:
             continue
@@ -89,7 +99,8 @@ def scan_unit(conn: sqlite3.Connection, spec: UnitSpec, part: Partition, top: st
             if status == "quarantined":
                 unit.unmark.append(blob_id)
         else:
-            unit.suspects.append((blob_id, size, status, planned))
+            unit.suspects.append((blob_id, size, status, planned, None))
+    _hash_inline(conn, inline, unit)
     unit.bad = [(path, why) for place, path, why in listing.bad if part.reports_misnamed(place)]
     for hexdigest, path in files.items():
         if not part.owns(hexdigest):
@@ -101,6 +112,24 @@ def scan_unit(conn: sqlite3.Connection, spec: UnitSpec, part: Partition, top: st
         if part.owns(hexdigest) and (age := _age(path, spec, unit)) is not None:
             unit.temps.append((f"blake3:{hexdigest}", path, *age))
     return unit
+
+
+def _hash_inline(conn: sqlite3.Connection, rows: list[RowData], unit: UnitResult) -> None:
+    """Re-hash the planned inline blobs of the unit, 500 `blob_bytes` rows per query."""
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        ids = [row[4] for row in chunk]
+        sql = f"SELECT bytes_id, data FROM blob_bytes WHERE bytes_id IN ({', '.join('?' * len(ids))})"
+        found = dict(conn.execute(sql, ids).fetchall())
+        for row in chunk:
+            data = found.get(row[4])
+            if data is None:  # the row says inline, but the bytes are gone
+                unit.missing.append(row)
+                continue
+            unit.hashed += 1
+            unit.nbytes += len(data)
+            if len(data) != row[1] or blake3.blake3(data).hexdigest() != row[0][7:]:
+                unit.suspects.append(row)
 
 
 def _age(path: str, spec: UnitSpec, unit: UnitResult) -> tuple[float, int] | None:

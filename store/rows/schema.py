@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -36,6 +37,9 @@ from ..errors import NotAStoreError, SchemaVersionError
 
 metadata = MetaData()
 S = String  # SQLite ignores lengths; keep the declarations short
+#: a 64-bit row id: BIGINT in general (PostgreSQL), but INTEGER on SQLite, where only an
+#: `INTEGER PRIMARY KEY` is the rowid itself (append-ordered, no second B-tree)
+ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 def _t(name: str, *cols: Column, without_rowid: bool = True, **kw: object) -> Table:
@@ -234,6 +238,30 @@ blobs = _t(
     Column("created_at", S, nullable=False),
     # 'ok', or 'quarantined' once a scan found the file corrupt (a re-write clears it)
     Column("status", S, nullable=False, server_default="ok"),
+    # v4, the tier: the `blob_bytes` row holding the bytes (inline), or NULL: a blob file
+    Column("bytes_id", ID),
+)
+
+# -- inline payloads (v4) ---------------------------------------------------------------------
+
+# The bytes of inline blobs, in insertion order: new rows append to the end of the B-tree
+# (a table keyed by the 32-byte hash would insert at random places: half the write rate).
+# The hash index is `blobs.blob_id`; `blobs.bytes_id` points here.
+blob_bytes = _t(
+    "blob_bytes",
+    Column("bytes_id", ID, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+    without_rowid=False,
+)
+
+# inline bytes a scan found corrupt, moved out of `blob_bytes` (never deleted)
+blob_quarantine = _t(
+    "blob_quarantine",
+    Column("quarantine_id", ID, primary_key=True, autoincrement=True),
+    Column("blob_id", S, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("quarantined_at", S, nullable=False),
+    without_rowid=False,
 )
 
 writes = _t(
@@ -341,8 +369,17 @@ def _v3(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE writes ADD COLUMN digest VARCHAR"))
 
 
+def _v4(conn: Connection) -> None:
+    """Inline payloads: `blob_bytes`, `blob_quarantine` and the tier of each blob
+    (`blobs.bytes_id`, NULL: a file). Existing blobs stay files (`sessiondb blobs pack`)."""
+    metadata.create_all(conn, tables=[blob_bytes, blob_quarantine])
+    columns = {row[1] for row in conn.execute(text("PRAGMA table_info(blobs)"))}
+    if "bytes_id" not in columns:  # a v1 store created by this sessiondb's `_v1` already has it
+        conn.execute(text("ALTER TABLE blobs ADD COLUMN bytes_id BIGINT"))
+
+
 #: forward-only: MIGRATIONS[n] takes a store from version n to n + 1, in place
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

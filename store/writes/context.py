@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table
 
-from ..blobs import BlobStore, PayloadError, blob_id, canonical_json, payload_bytes
+from ..blobs import BlobStore, PayloadError, blob_id, canonical_json, inline, payload_bytes
 from ..blobs.io import BlobBatch
 from ..errors import NotFoundError, ValidationError
-from ..rows import branch, schema
+from ..rows import branch, hot, schema
 from ..settings import Settings
 from .model import ParsedWrite
 
@@ -49,6 +49,8 @@ class GroupState:
     settings: Settings
     next_tx: int
     batch: BlobBatch  # the group's new blobs, on their way to disk
+    cursor: Any  # the transaction's DBAPI cursor, for the hot reads (`rows.hot`)
+    mark: str  # its paramstyle's placeholder
     sessions: dict[str, SessionState | None] = field(default_factory=dict)
     rows: dict[tuple[str, Any], dict[str, Any] | None] = field(default_factory=dict)
     members: dict[str, branch.Membership] = field(default_factory=dict)
@@ -58,23 +60,21 @@ class GroupState:
     appended: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dirty: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     new_blobs: set[str] = field(default_factory=set)
+    #: the group's new blobs of at most `inline_max_bytes`: stored in `blob_bytes` by execute()
+    inline: dict[str, bytes] = field(default_factory=dict)
+    #: ... and how many go to blob files (through `batch`)
+    files: int = 0
     blob_rows: list[dict[str, Any]] = field(default_factory=list)
     dirty_sessions: set[str] = field(default_factory=set)
 
     def load_session(self, sid: str) -> SessionState | None:
         if sid not in self.sessions:
-            row = self.conn.execute(select(schema.sessions).where(schema.sessions.c.session_id == sid)).first()
-            if row is None:
+            data = hot.row_by_key(self.cursor, self.mark, schema.sessions, (sid,))
+            if data is None:
                 self.sessions[sid] = None
             else:
-                data = row._asdict()
-                found = dict(
-                    self.conn.execute(
-                        select(schema.counters.c.kind, schema.counters.c.value).where(
-                            schema.counters.c.session_id == sid
-                        )
-                    ).all()
-                )
+                found = dict(hot.rows_where(self.cursor, self.mark, schema.counters, ("kind", "value"),
+                                            "session_id", [sid]))
                 self.sessions[sid] = SessionState(
                     data,
                     branch.load(msgspec.json.decode(data["branch"])),
@@ -85,21 +85,8 @@ class GroupState:
     def load_row(self, table: Table, key: tuple[Any, ...]) -> dict[str, Any] | None:
         cache_key = (table.name, key)
         if cache_key not in self.rows:
-            params = {f"k{i}": v for i, v in enumerate(key)}
-            row = self.conn.execute(_by_key(table), params).first()
-            self.rows[cache_key] = row._asdict() if row is not None else None
+            self.rows[cache_key] = hot.row_by_key(self.cursor, self.mark, table, key)
         return self.rows[cache_key]
-
-
-_BY_KEY: dict[str, Any] = {}
-
-
-def _by_key(table: Table) -> Any:
-    """`SELECT * FROM table WHERE <primary key> = :k0 [AND ...]`, built once per table."""
-    if table.name not in _BY_KEY:
-        cols = [table.c[name] for name in KEYS[table.name]]
-        _BY_KEY[table.name] = select(table).where(*[c == bindparam(f"k{i}") for i, c in enumerate(cols)])
-    return _BY_KEY[table.name]
 
 
 class WriteContext:
@@ -155,7 +142,8 @@ class WriteContext:
             if head_id in source:
                 return source[head_id]
         row = self.require(schema.heads, "head", head_id)
-        members = branch.load(msgspec.json.decode(self.group.blobs.get(row["state_blob"]))["members"])
+        state = inline.read(self.group.conn, self.group.blobs, row["state_blob"])
+        members = branch.load(msgspec.json.decode(state)["members"])
         self.group.members[head_id] = members
         return members
 

@@ -57,10 +57,10 @@ def test_scan_finds_a_flipped_byte_and_exits_non_zero(root):
     assert run("scan", "--full", root=root).returncode == 0
     with Store.open(root) as store:
         blob = store.message_records("a0")[0]["content_blob"]
-        path = store.blobs.path(blob)
-    data = bytearray(path.read_bytes())
-    data[0] ^= 1
-    path.write_bytes(bytes(data))
+    with sqlite3.connect(root / "store.sqlite") as db:  # a small payload: its bytes are inline, in SQLite
+        [(bytes_id, data)] = db.execute("SELECT bb.bytes_id, bb.data FROM blobs b JOIN blob_bytes bb"
+                                        " ON bb.bytes_id = b.bytes_id WHERE b.blob_id = ?", (blob,)).fetchall()
+        db.execute("UPDATE blob_bytes SET data = ? WHERE bytes_id = ?", (bytes([data[0] ^ 1]) + data[1:], bytes_id))
     done = run("scan", "--full", "--json", root=root)
     assert done.returncode == 1
     assert "blob/hash-mismatch" in {f["type"] for f in json.loads(done.stdout)["findings"]}
@@ -73,3 +73,31 @@ def test_check_finds_a_head_whose_session_is_gone_and_exits_non_zero(root):
     done = run("check", "--json", root=root)
     assert done.returncode == 1
     assert "ref/dangling" in {f["type"] for f in json.loads(done.stdout)["findings"]}
+
+
+def test_blobs_pack_moves_small_files_inline_and_refuses_while_a_writer_holds_the_lock(tmp_path):
+    from sessiondb.store.settings import Settings
+
+    root = tmp_path / "files"
+    with Store.open(root, Settings.from_env(root=str(root), inline_max_bytes=0)) as store:  # a pre-inline layout
+        for w in agent_session("a0", turns=2):
+            store.commit(w)
+        before = store.message_records("a0", include_content=True)
+    done = run("blobs", "pack", "--json", root=root)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts["packed"] == counts["files_removed"] > 0 and counts["kept_large"] == 0
+    with Store.open(root, readonly=True) as store:
+        assert store.message_records("a0", include_content=True) == before
+        assert not list(store.blobs.iter_files())
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from sessiondb.store.writer_lock import WriterLock\n"
+        "assert WriterLock(sys.argv[1]).try_acquire(); print('held', flush=True); time.sleep(60)"), str(root)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = run("blobs", "pack", root=root)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    finally:
+        holder.kill()
+        holder.wait()

@@ -19,6 +19,7 @@ from fleet_fixtures import messages_of, wait_until
 from fleet_fixtures.processes import clean_env
 
 from sessiondb.store import Store
+from sessiondb.store.settings import Settings
 
 CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 
@@ -110,7 +111,7 @@ def test_a_store_of_another_schema_version_is_reported_not_migrated(tmp_path):
 
 def test_read_commands_on_a_good_store_change_nothing_in_it(tmp_path):
     root = tmp_path / "store"
-    with Store.open(root) as store:
+    with Store.open(root, Settings.from_env(root=str(root), inline_max_bytes=0)) as store:  # payloads as files
         store.commit({"write_id": "w1", "session": "s", "events": [
             {"type": "session/started"}, {"type": "message/added", "role": "user", "content": "hi"}]})
         blob = store.message_records("s")[0]["content_blob"]

@@ -2,7 +2,8 @@
 
 Usage: python crash_writer.py ROOT ROUND. Runs until killed. A line `ack <write_id>` is
 printed (and flushed) only after `commit_many` returned that write's receipt, i.e. after
-the write is durable: that is what the parent may hold the store to.
+the write is durable: that is what the parent may hold the store to. Payloads are mixed:
+most are inline (in store.sqlite), some large enough to be blob files.
 """
 
 import random
@@ -21,8 +22,10 @@ while True:
     for _ in range(rng.randint(1, 50)):
         wid = f"r{round_no}-{n}"
         n += 1
+        # mixed tiers: most payloads inline (at most 32 KiB), about one in seven a blob file
+        size = rng.randint(40_000, 70_000) if rng.random() < 0.15 else rng.randint(0, 3000)
         events = [
-            {"type": "message/added", "role": "user", "content": f"{wid}-a " + "x" * rng.randint(0, 3000)},
+            {"type": "message/added", "role": "user", "content": f"{wid}-a " + "x" * size},
             {"type": "message/added", "role": "assistant", "content": f"{wid}-b"},
         ]
         group.append({"write_id": wid, "session": "crash", "events": events})

@@ -7,6 +7,7 @@ from helpers import head, message, write
 from sqlalchemy import text
 
 from sessiondb.store import CorruptBlobError, NotFoundError, Store
+from sessiondb.store.settings import Settings
 
 
 def contents(store: Store, session: str) -> list[str]:
@@ -120,13 +121,17 @@ def test_unknown_session_and_head_are_clear_errors(three_heads):
 def test_a_corrupt_head_state_is_reported_not_misread(three_heads):
     store = three_heads
     state_blob = store.history_view("s")["heads"][0]["state_blob"]
-    path = store.blobs.path(state_blob)
-    path.write_bytes(path.read_bytes().replace(b'"h1"', b'"hX"'))
+    with store.engine.connect() as conn, conn.begin():  # the state is inline: change its bytes in SQLite
+        bytes_id = conn.execute(text("SELECT bytes_id FROM blobs WHERE blob_id = :b"), {"b": state_blob}).scalar()
+        data = conn.execute(text("SELECT data FROM blob_bytes WHERE bytes_id = :i"), {"i": bytes_id}).scalar()
+        conn.execute(text("UPDATE blob_bytes SET data = :d WHERE bytes_id = :i"),
+                     {"d": data.replace(b'"h1"', b'"hX"'), "i": bytes_id})
     with pytest.raises(CorruptBlobError, match="hash mismatch"):
         store.view("s#h1")
 
 
-def test_a_corrupt_blob_is_replaced_by_a_later_write_of_the_same_content(store):
+def test_a_corrupt_blob_file_is_replaced_by_a_later_write_of_the_same_content(tmp_path):
+    store = Store.open(tmp_path / "s", Settings.from_env(root=str(tmp_path / "s"), inline_max_bytes=0))
     store.commit(write("s", {"type": "session/started"}, message("precious")))
     blob_id = store.message_records("s")[0]["content_blob"]
     store.blobs.path(blob_id).write_bytes(b"garbage")

@@ -1,5 +1,6 @@
 """Durability: a writer killed with SIGKILL at random moments loses no acknowledged write,
-applies none twice, leaves no partial write and no row pointing at a missing blob."""
+applies none twice, leaves no partial write and no row pointing at a missing blob, in
+either tier (the writes mix inline payloads and blob files)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from sessiondb.store import Store
+from sessiondb.store.integrity import check_consistency, scan_blobs
 
 CHILD = Path(__file__).with_name("crash_writer.py")
 ROUNDS = 20
@@ -50,7 +52,7 @@ def run_and_kill(root: Path, round_no: int, rng: random.Random, env: dict[str, s
 
 
 def processes_using(root: Path) -> list[str]:
-    """Command lines of live processes that name the store root (the blob I/O process does)."""
+    """Command lines of live processes that name the store root (none may outlive the writer)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -62,9 +64,8 @@ def processes_using(root: Path) -> list[str]:
     return found
 
 
-# groups of 1-50 writes: with a threshold of 20, some groups go through the blob I/O process
-@pytest.mark.parametrize("env", [{"SESSIONDB_BLOB_IO_PROCESS_MIN": "0"}, {"SESSIONDB_BLOB_IO_PROCESS_MIN": "20"}],
-                         ids=["blob-io-thread", "blob-io-process-too"])
+# groups of 1-50 writes, most payloads inline and some files; or every payload a file
+@pytest.mark.parametrize("env", [{}, {"SESSIONDB_INLINE_MAX_BYTES": "0"}], ids=["mixed-tiers", "files-only"])
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
     rng = random.Random(1234)
     root = tmp_path / "store"
@@ -73,7 +74,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
         acknowledged |= run_and_kill(root, round_no, rng, env)
     assert len(acknowledged) > ROUNDS  # the kills did land mid-stream, after real work
     deadline = time.monotonic() + 60
-    while processes_using(root) and time.monotonic() < deadline:  # a blob I/O process ends with its writer
+    while processes_using(root) and time.monotonic() < deadline:  # nothing outlives its writer
         time.sleep(0.1)
     assert not processes_using(root)
 
@@ -94,3 +95,11 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
     assert sum(firsts.values()) == 2 * len(committed)  # nothing else: no partial or doubled write
     assert tx_count == len(committed) + 1
     assert dangling == 0
+    with Store.open(root) as store:  # both tiers were written, and nothing is missing or corrupt in either
+        with store.engine.connect() as conn:
+            tiers = dict(conn.execute(text("SELECT bytes_id IS NOT NULL, count(*) FROM blobs GROUP BY 1")).all())
+        assert tiers.get(0, 0) > 0 and (tiers.get(1, 0) > 0) == (env == {}), tiers
+        scan = scan_blobs(store, full=True)  # orphan files of killed groups are younger than the grace period
+        assert scan.ok and scan.findings == [], scan.findings[:3]
+        assert scan.counts["blobs_hashed"] == sum(tiers.values())
+        assert check_consistency(store).ok

@@ -308,10 +308,12 @@ def test_a_write_that_fails_inside_sqlite_is_isolated_by_its_own_savepoint(store
     assert rows(store, "SELECT write_id FROM rejected_writes") == [("b",)]
 
 
-def test_a_leftover_file_at_a_new_blobs_name_is_replaced_by_the_real_bytes(store):
+def test_a_leftover_file_at_a_new_blobs_name_is_replaced_by_the_real_bytes(tmp_path):
     # a crash after a blob was published but before its row committed leaves such a file
     from sessiondb.store.blobs.canonical import blob_id
+    from sessiondb.store.settings import Settings
 
+    store = Store.open(tmp_path / "s", Settings.from_env(root=str(tmp_path / "s"), inline_max_bytes=0))
     store.commit(started("s"))
     bid = blob_id(b"fresh content")
     path = store.blobs.path(bid)

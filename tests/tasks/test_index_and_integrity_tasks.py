@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from fleet_fixtures import wait_until
@@ -53,16 +54,18 @@ def test_a_corrupt_blob_is_quarantined_by_the_scanner_and_healed_by_a_later_writ
                                         {"type": "message/added", "role": "user", "content": "precious"}]
                                ).receipt(timeout=60)
         [blob] = receipt["blobs"]
-        with Store.open(fleet.settings.root) as store:
-            path = store.blobs.path(blob)
-        path.write_bytes(b"Precious")  # a flipped byte on disk, for real
+        db_path = Path(fleet.settings.root) / "store.sqlite"
+        with sqlite3.connect(db_path) as db:  # a small payload is inline: a flipped byte in SQLite, for real
+            db.execute("UPDATE blob_bytes SET data = ? WHERE bytes_id = (SELECT bytes_id FROM blobs"
+                       " WHERE blob_id = ?)", (b"Precious", blob))
 
         scan = fleet.app.send_task(INTEGRITY_SCAN, kwargs={"mode": "full"}).get(timeout=120)
         assert [f["data"].get("blob_id") for f in scan["findings"] if f["type"] == "blob/hash-mismatch"] == [blob]
-        quarantined = list((Path(fleet.settings.root) / "quarantine").iterdir())
-        assert not path.exists() and [q.read_bytes() for q in quarantined] == [b"Precious"]  # moved, not deleted
+        with sqlite3.connect(db_path) as db:  # moved to the quarantine table, not deleted
+            assert db.execute("SELECT blob_id, data FROM blob_quarantine").fetchall() == [(blob, b"Precious")]
 
         client.write("heal", [{"type": "message/added", "role": "user", "content": "precious"}]).receipt(timeout=60)
-    assert path.read_bytes() == b"precious"  # the writer restored it from the new write
+    with Store.open(fleet.settings.root, readonly=True) as store:
+        assert store.blob(blob) == b"precious"  # the writer restored it from the new write
     rescan = fleet.app.send_task(INTEGRITY_SCAN, kwargs={"mode": "full"}).get(timeout=120)
     assert not [f for f in rescan["findings"] if f["severity"] == "error"]

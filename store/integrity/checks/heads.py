@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, select
 
-from ...blobs import BlobStore
+from ...blobs import BlobStore, inline
 from ...errors import CorruptBlobError
 from ...rows import schema
 from ..findings import Report
@@ -31,12 +31,12 @@ def check(conn: Connection, blobs: BlobStore, report: Report) -> None:
     sessions = set(conn.execute(select(schema.sessions.c.session_id)).scalars())
     for row in conn.execute(select(schema.heads)).mappings():
         report.count("heads_checked")
-        state = _read_state(blobs, row, report)
+        state = _read_state(conn, blobs, row, report)
         if state is not None:
             _compare(row, state, events, sessions, report)
 
 
-def _read_state(blobs: BlobStore, row: Any, report: Report) -> dict[str, Any] | None:
+def _read_state(conn: Connection, blobs: BlobStore, row: Any, report: Report) -> dict[str, Any] | None:
     head, blob_id = row["head_id"], row["state_blob"]
 
     def unreadable(reason: str) -> None:
@@ -44,7 +44,7 @@ def _read_state(blobs: BlobStore, row: Any, report: Report) -> dict[str, Any] | 
                    session=row["session_id"], state_blob=blob_id, reason=reason)
 
     try:
-        state = msgspec.json.decode(blobs.get(blob_id))
+        state = msgspec.json.decode(inline.read(conn, blobs, blob_id))
     except CorruptBlobError as exc:
         unreadable(exc.reason)
         return None

@@ -76,6 +76,7 @@ def check(conn: Connection, report: Report) -> None:
         _check_ref(conn, ref, report)
     _check_current_head_owner(conn, report)
     _check_blob_rows(conn, report)
+    _check_inline_bytes(conn, report)
 
 
 def _check_ref(conn: Connection, ref: Ref, report: Report) -> None:
@@ -111,6 +112,20 @@ def _check_current_head_owner(conn: Connection, report: Report) -> None:
         report.add("ref/dangling", f"session {row.session_id!r}: current head {row.head_id!r} belongs to session"
                    f" {row.owner!r}", table="sessions", column="current_head", target_table="heads",
                    target=row.head_id, rows=1, sample=[{"session_id": row.session_id}], owner=row.owner)
+
+
+def _check_inline_bytes(conn: Connection, report: Report) -> None:
+    """A blob row whose tier says inline (`bytes_id`) but whose `blob_bytes` row is gone: its
+    bytes are nowhere (an inline blob has no file), so every row referencing it is dangling."""
+    blobs, data = s.blobs, s.blob_bytes
+    query = (select(blobs.c.blob_id, blobs.c.bytes_id)
+             .select_from(blobs.outerjoin(data, data.c.bytes_id == blobs.c.bytes_id))
+             .where(blobs.c.bytes_id.is_not(None), data.c.bytes_id.is_(None)))
+    for blob_id, bytes_id in conn.execute(query):
+        report.add("ref/dangling", f"{blob_id}: its blob row points at inline bytes {bytes_id} that do not exist",
+                   table="blobs", column="bytes_id", target_table="blob_bytes", target=str(bytes_id), rows=1,
+                   sample=[{"blob_id": blob_id}])
+    report.count("refs_checked")
 
 
 def _check_blob_rows(conn: Connection, report: Report) -> None:

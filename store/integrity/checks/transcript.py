@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, and_, select
 
-from ...blobs import BlobStore
+from ...blobs import BlobStore, inline
 from ...blobs.canonical import JSON
 from ...errors import CorruptBlobError
 from ...rows import schema
@@ -54,7 +54,7 @@ def check(conn: Connection, blobs: BlobStore, report: Report) -> None:
                 _pair(turn, calls, results, report)
             turn, calls, results = (session, turn_id), {}, {}
         try:
-            content = msgspec.json.decode(blobs.get(blob_id))
+            content = msgspec.json.decode(inline.read(conn, blobs, blob_id))
         except (CorruptBlobError, msgspec.DecodeError):
             report.count("transcript_unreadable")  # the blob scan reports the blob itself
             continue

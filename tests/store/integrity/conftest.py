@@ -14,6 +14,16 @@ from sqlalchemy import text
 
 from sessiondb.ops.demo import agent_session, fork_and_invoke
 from sessiondb.store import Store
+from sessiondb.store.settings import Settings
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A store whose payloads are all blob files (`inline_max_bytes=0`): these tests damage
+    files on disk. The inline tier's scans and checks: tests/store/test_inline_blobs.py."""
+    root = tmp_path / "store"
+    with Store.open(root, Settings.from_env(root=str(root), inline_max_bytes=0)) as s:
+        yield s
 
 
 @pytest.fixture

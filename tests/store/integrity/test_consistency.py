@@ -71,7 +71,8 @@ def test_a_corrupt_head_state_blob_is_unreadable(busy, kit):
 
 def test_a_head_state_that_is_not_a_head_state_is_unreadable(busy, kit):
     bogus = busy.blobs.put(canonical_json({"hello": "world"}))
-    kit.execute(busy, "INSERT INTO blobs VALUES (:b, 17, 'head-state', 'application/json', '2026-01-01', 'ok')",
+    kit.execute(busy, "INSERT INTO blobs (blob_id, size, kind, media_type, created_at, status)"
+                " VALUES (:b, 17, 'head-state', 'application/json', '2026-01-01', 'ok')",
                 b=bogus)
     kit.execute(busy, "UPDATE heads SET state_blob = :b WHERE head_id = 'p-h1'", b=bogus)
     [finding] = check_consistency(busy).findings
@@ -84,7 +85,8 @@ def test_a_head_state_that_disagrees_with_its_row_is_a_mismatch(busy, kit):
     state["kind"] = "compaction"  # the row says turn-final
     state["members"] = [["a", [[1, 2]]]]  # and the head's own event is not a member
     forged = busy.blobs.put(canonical_json(state))
-    kit.execute(busy, "INSERT INTO blobs VALUES (:b, 1, 'head-state', 'application/json', '2026-01-01', 'ok')",
+    kit.execute(busy, "INSERT INTO blobs (blob_id, size, kind, media_type, created_at, status)"
+                " VALUES (:b, 1, 'head-state', 'application/json', '2026-01-01', 'ok')",
                 b=forged)
     kit.execute(busy, "UPDATE heads SET state_blob = :b WHERE head_id = 'a-h1'", b=forged)
     findings = check_consistency(busy).findings

@@ -15,6 +15,7 @@ from helpers import message, started, write
 
 from sessiondb.store import Store
 from sessiondb.store.integrity import check_consistency, scan_blobs
+from sessiondb.store.settings import Settings
 
 CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
 PAGE = 4096
@@ -77,7 +78,8 @@ def test_a_healthy_store_passes_sqlites_own_checks(tmp_path):
 
 
 def test_a_symbolic_link_at_a_blobs_name_is_reported_quarantined_and_healed_by_a_rewrite(tmp_path):
-    with Store.open(tmp_path / "s") as store:
+    files_only = Settings.from_env(root=str(tmp_path / "s"), inline_max_bytes=0)  # the payload is a file
+    with Store.open(tmp_path / "s", files_only) as store:
         store.commit(write("s", {"type": "session/started"}, message("precious words")))
         [content] = [m["content_blob"] for m in store.message_records("s")]
         path = store.blobs.path(content)
