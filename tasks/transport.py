@@ -112,3 +112,31 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def queue_ack(pipe, messages: list) -> list:  # noqa: ANN001 - a redis-py pipeline
+    """Queue the acknowledgement of `messages` on `pipe` (the writer's one pipeline per group).
+
+    kombu acknowledges a Redis message with one MULTI/EXEC round trip each (ZREM + HDEL of
+    `unacked`); here the whole group's go on the caller's pipeline, after its receipts, so a
+    group's receipts and acks are one round trip. Returns the messages queued; the caller
+    runs the pipeline, then `settle_acked` on them. Messages of another transport (or already
+    settled) are not queued: they are acknowledged with their own `ack()`."""
+    by_qos: dict[int, tuple[QoS, list]] = {}
+    for message in messages:
+        qos = getattr(getattr(message, "channel", None), "qos", None)
+        if isinstance(qos, QoS) and not message.acknowledged:
+            by_qos.setdefault(id(qos), (qos, []))[1].append(message)
+    queued = []
+    for qos, group in by_qos.values():
+        tags = [m.delivery_tag for m in group]
+        pipe.zrem(qos.unacked_index_key, *tags).hdel(qos.unacked_key, *tags)
+        queued += group
+    return queued
+
+
+def settle_acked(messages: list) -> None:
+    """kombu's local bookkeeping of an ack, for messages whose ack commands `queue_ack` queued and ran."""
+    for message in messages:
+        virtual.QoS.ack(message.channel.qos, message.delivery_tag)
+        message._state = "ACK"

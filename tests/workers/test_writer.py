@@ -166,19 +166,28 @@ def test_a_store_locked_from_outside_for_several_retry_periods_loses_no_message(
 
 def test_a_writer_stopped_with_sigterm_mid_group_hands_its_messages_on_in_order(fleet):
     # kombu gives a closing channel's unacknowledged messages back newest first; the writer's
-    # stay in `unacked` for the next writer, which restores them oldest first.
-    fleet.extra_env["SESSIONDB_GROUP_COMMIT_WAIT_MS"] = "5000"  # the group is still gathering at SIGTERM
-    fleet.extra_env["SESSIONDB_GROUP_COMMIT_MAX_EXTENSIONS"] = "1"
+    # stay in `unacked` for the next writer, which restores them oldest first. The group is held
+    # uncommitted by an outside lock on store.sqlite: the writer keeps it and retries, while the
+    # messages behind it are delivered into the same buffer.
+    fleet.extra_env["SESSIONDB_SQLITE_BUSY_TIMEOUT_MS"] = "300"
     writer = fleet.writer()
     app = fleet.app
-    for k in range(6):
-        events = [{"type": "session/started"}] if k == 0 else []
-        events.append({"type": "message/added", "role": "user", "content": f"o:{k}"})
-        app.send_task(COMMIT, args=[[{"write_id": f"o-{k}", "session": "o", "events": events}]], ignore_result=True)
-    wait_until(lambda: fleet.redis.hlen("unacked") == 6, 60, "the writer to hold all six, uncommitted")
-    writer.send_signal(signal.SIGTERM)
-    writer.wait(60)
-    fleet.extra_env.pop("SESSIONDB_GROUP_COMMIT_WAIT_MS")
+    outside = sqlite3.connect(fleet.root / "store.sqlite", timeout=60)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
+        for k in range(6):
+            events = [{"type": "session/started"}] if k == 0 else []
+            events.append({"type": "message/added", "role": "user", "content": f"o:{k}"})
+            app.send_task(COMMIT, args=[[{"write_id": f"o-{k}", "session": "o", "events": events}]],
+                          ignore_result=True)
+        wait_until(lambda: fleet.redis.hlen("unacked") >= 3 and b"kept and retried" in fleet.log(writer), 60,
+                   "the writer to hold several messages, uncommitted")
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(60)
+    finally:
+        outside.rollback()
+        outside.close()
+    fleet.extra_env.pop("SESSIONDB_SQLITE_BUSY_TIMEOUT_MS")
     fleet.writer()
 
     def committed() -> list[str] | None:
