@@ -16,12 +16,13 @@ The first line is the file-system probe (docs/benchmarks.md). Needs the `bench` 
 (`pip install -e ".[bench]"`).
 
     python -m sessiondb.ops.bench.agent_loop [--writes 1000] [--agents 16] [--agent-writes 250]
-        [--agent-mode processes|threads] [--read-messages 10000] [--keep]
+        [--agent-mode both|processes|threads] [--read-messages 10000] [--dir var] [--keep]
 
-The 16 fleet agents are processes by default (`--agent-mode processes`): an agent runtime
-is a process with its own `SessionClient`, and 16 clients in one process would share one
-GIL and one client (whose batching would merge their writes into shared messages);
-`--agent-mode threads` measures that shape instead. Ours direct runs its 16 agents as
+The 16 fleet agents run both ways (`--agent-mode both`): as processes, each with its own
+`SessionClient` (an agent runtime per process: every write is its own broker message), and
+as threads of one process sharing one `SessionClient` (one runtime hosting many agents: the
+client's batching merges writes that meet in flight into shared messages, but the agents
+share one GIL). Ours direct runs its 16 agents as
 threads taking turns on the one `Store` (it is one writer; the SDK serializes its sessions
 on one file the same way, with a per-file lock); `SQLiteSession`'s 16 agents are 16
 asyncio tasks in one event loop, as the SDK is used.
@@ -43,6 +44,7 @@ import time
 from collections.abc import Callable
 
 from sessiondb.ops.bench import fs_probe
+from sessiondb.ops.bench.fleet_write import cpu_seconds
 from sessiondb.ops.redis_server import EmbeddedRedis
 from sessiondb.store import Settings, Store
 from sessiondb.store.writer_lock import holder_pid
@@ -215,6 +217,26 @@ class Fleet:
         os.environ.update(SESSIONDB_ROOT=self.env["SESSIONDB_ROOT"], SESSIONDB_BROKER_URL=self.redis.url)
         return self
 
+    def usage(self) -> dict[str, float]:
+        """CPU seconds so far of the writer (and its blob I/O processes) and Redis; the writer's time in commit_many."""
+        import redis
+
+        from sessiondb.workers import stats
+
+        assert self.redis.proc is not None
+        own, children = cpu_seconds(self.writer.pid)
+        values = stats.read(redis.Redis.from_url(self.redis.url))
+        return {"writer": own, "blob I/O": children, "redis": cpu_seconds(self.redis.proc.pid)[0],
+                "in commit_many": float(values.get("commit_seconds_total", 0)), "groups": int(values.get("groups", 0))}
+
+    def budget(self, before: dict[str, float], writes: int) -> str:
+        """Per write, between `before` and now: CPU by process, the writer's wall time inside commit_many."""
+        after = self.usage()
+        d = {k: after[k] - before[k] for k in after}
+        cpu = ", ".join(f"{k} {d[k] / writes * 1e6:.0f} us" for k in ("writer", "blob I/O", "redis"))
+        return (f"{'':38s}  per write: CPU {cpu}; writer inside commit_many {d['in commit_many'] / writes * 1e6:.0f} us"
+                f" (wall); {writes / max(1, d['groups']):.1f} writes per group")
+
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
@@ -291,10 +313,12 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1000, help="sequential awaited writes of the one agent")
     parser.add_argument("--agents", type=int, default=16)
     parser.add_argument("--agent-writes", type=int, default=250, help="sequential awaited writes of each of the agents")
-    parser.add_argument("--agent-mode", choices=("processes", "threads"), default="processes",
-                        help="the fleet's agents: one process (own SessionClient) each, or threads sharing one")
+    parser.add_argument("--agent-mode", choices=("both", "processes", "threads"), default="both",
+                        help="the fleet's agents: one process (own SessionClient) each, threads sharing one, or both")
     parser.add_argument("--read-messages", type=int, default=10_000)
-    parser.add_argument("--keep", action="store_true", help="keep the stores under ./var")
+    parser.add_argument("--dir", default="var",
+                        help="where to make the stores (default ./var; e.g. /dev/shm takes the disk out: a diagnostic)")
+    parser.add_argument("--keep", action="store_true", help="keep the stores")
     parser.add_argument("--agent", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent is not None:
@@ -303,8 +327,8 @@ def main() -> None:
         return
     if SQLiteSession is None:
         raise SystemExit('OpenAI Agents is not installed: pip install -e ".[bench]"')
-    os.makedirs("var", exist_ok=True)
-    base = tempfile.mkdtemp(prefix="bench-agent-", dir="var")
+    os.makedirs(args.dir, exist_ok=True)
+    base = tempfile.mkdtemp(prefix="bench-agent-", dir=args.dir)
     print(fs_probe.report(base), flush=True)
     lines: list[str] = []
 
@@ -316,14 +340,19 @@ def main() -> None:
         n, a, per = args.writes, args.agents, args.agent_writes
         show(direct(os.path.join(base, "direct-1"), 1, n).line("1 agent, ours direct (Store.commit)"))
         show(sdk(os.path.join(base, "sdk-1.sqlite"), 1, n).line("1 agent, SQLiteSession"))
-        with Fleet(os.path.join(base, "fleet-1")):
+        with Fleet(os.path.join(base, "fleet-1")) as fleet:
+            before = fleet.usage()
             latencies, first, last = fleet_agent(-1, n)
             show(Result(latencies, last - first).line("1 agent, ours fleet (write + receipt)"))
+            show(fleet.budget(before, n + 21))  # (the start and warm-up writes are counted in the writer's figures)
         show(direct(os.path.join(base, "direct-16"), a, per).line(f"{a} agents, ours direct (threads)"))
         show(sdk(os.path.join(base, "sdk-16.sqlite"), a, per).line(f"{a} agents, SQLiteSession (asyncio)"))
-        with Fleet(os.path.join(base, "fleet-16")) as fleet:
-            result = (fleet_processes(a, per, fleet.env) if args.agent_mode == "processes" else fleet_threads(a, per))
-            show(result.line(f"{a} agents, ours fleet ({args.agent_mode})"))
+        for mode in ("processes", "threads") if args.agent_mode == "both" else (args.agent_mode,):
+            with Fleet(os.path.join(base, f"fleet-16-{mode}")) as fleet:
+                before = fleet.usage()
+                result = fleet_processes(a, per, fleet.env) if mode == "processes" else fleet_threads(a, per)
+                show(result.line(f"{a} agents, ours fleet ({mode})"))
+                show(fleet.budget(before, a * (per + (21 if mode == "processes" else 1))))
         (ours_s, ours_n), (sdk_s, sdk_n) = reads(base, args.read_messages)
         show(f"flat read with content : ours message_records {ours_s * 1e3:6.1f} ms ({ours_n} messages), "
              f"SQLiteSession.get_items {sdk_s * 1e3:6.1f} ms ({sdk_n} items)")
