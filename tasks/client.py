@@ -5,13 +5,14 @@
     handle.receipt(timeout=10)                    # waits for the writer's receipt
     client.view("s1")                             # a read through the `reads` queue
 
-Batching works like a Kafka producer with Nagle's rule: `write()` only appends to a
-buffer; a sender thread publishes the buffer as ONE `writes.commit` message at once when
-none of this client's earlier writes is waiting for its receipt, else when it holds
-`batch_max` writes or `batch_bytes` bytes, or `linger_ms` after its first write. So a lone
+Batching works like a Kafka producer with Nagle's rule: a write that finds none of this
+client's earlier writes waiting for its receipt is published at once, as its own
+`writes.commit` message, from the caller's thread (no hand-off; while the broker answers —
+otherwise by the sender thread, which retries). Other writes go to a buffer that a sender
+thread publishes as ONE message when it holds `batch_max` writes or `batch_bytes` bytes, or
+`linger_ms` after its first write, or as soon as no write is in flight any more. So a lone
 write never waits, and under load the writes that arrive while others are in flight share
-a message (each message costs the writer about a millisecond of Celery work, whatever it
-holds).
+a message (each message costs the writer Celery and Redis work, whatever it holds).
 
 Receipts come back on this client's own Redis list (`tasks.receipts`). A write id the
 store had already applied comes back as its stored receipt (`status` "committed", the
@@ -224,6 +225,7 @@ class SessionClient:
         self._buffer_bytes = 0
         self._first_at = 0.0
         self._pending: dict[str, _Pending] = {}
+        self._direct_ok = False  # the last publish went through: a lone write may be sent by its caller
         self._closed = False
         self._threads: list[threading.Thread] = []
 
@@ -292,8 +294,14 @@ class SessionClient:
                 return handle
             entry = _Pending(write, size)
             entry.handles.append(handle)
+            # A lone write (nothing in flight, nothing buffered) is published from this thread, at
+            # once: no hand-off to the sender thread. Only while the broker answers (a publish
+            # that must retry, or connect to a broker that is away, is the sender thread's).
+            direct = self._direct_ok and not self._buffer and not self._in_flight()
             self._pending[write_id] = entry
-            self._enqueue(entry)
+            self._enqueue(entry, wake=not direct)
+        if direct:
+            self._send_direct()
         return handle
 
     def ping(self, timeout: float = 5.0) -> None:
@@ -333,12 +341,14 @@ class SessionClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _enqueue(self, entry: _Pending) -> None:
+    def _enqueue(self, entry: _Pending, wake: bool = True) -> None:
         entry.queued_at = time.monotonic()
         if not self._buffer:
             self._first_at = entry.queued_at
         self._buffer.append(entry)
         self._buffer_bytes += entry.size
+        if not wake:
+            return
         if len(self._buffer) >= self.batch_max or self._buffer_bytes >= self.batch_bytes:
             self._cond.notify_all()
         elif len(self._buffer) == 1:
@@ -365,16 +375,41 @@ class SessionClient:
             self._publish(batch)
         return bool(batch)
 
-    def _publish(self, batch: list[_Pending]) -> None:
-        if not batch:
-            return
+    def _send_direct(self) -> None:
+        """Publish what is buffered from the caller's thread, once, without retries; on failure
+        give it back to the front of the buffer for the sender thread (which retries)."""
+        with self._send_lock:
+            with self._cond:
+                batch = self._take()
+            if not batch:
+                return
+            try:
+                self._send(batch, retry=False)
+            except Exception:  # noqa: BLE001 - the broker is away or the connection went stale
+                with self._cond:
+                    self._direct_ok = False
+                    for entry in batch:
+                        entry.sent_at = 0.0
+                    self._buffer[:0] = batch
+                    self._buffer_bytes += sum(e.size for e in batch)
+                    self._first_at = batch[0].queued_at
+                    self._cond.notify_all()
+
+    def _send(self, batch: list[_Pending], retry: bool) -> None:
         now = time.monotonic()
         for entry in batch:
             entry.sent_at = now
+        self.app.send_task(routing.COMMIT, args=[[e.write for e in batch], self.reply_key],
+                           ignore_result=True, retry=retry, retry_policy=PUBLISH_RETRY)
+        self._direct_ok = True
+
+    def _publish(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
         try:
-            self.app.send_task(routing.COMMIT, args=[[e.write for e in batch], self.reply_key],
-                               ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
+            self._send(batch, retry=True)
         except Exception:  # noqa: BLE001 - broker unreachable for long: the resend loop tries again
+            now = time.monotonic()
             for entry in batch:
                 entry.sent_at = now - self.resend_after_s + 1.0
 

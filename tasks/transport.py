@@ -8,10 +8,11 @@ loses every message Redis handed over meanwhile.
 
 Here a consumer of exactly the `writes` queue (the writer: only the holder of the writer
 lock consumes it) pops with `BLMOVE writes writes.inflight`: Redis moves the message to
-the in-flight list in the same step. Recording it as unacknowledged removes it from the
-in-flight list in the same MULTI/EXEC. So at every instant a `writes` message is in exactly
-one of: the `writes` list, `writes.inflight`, the `unacked` hash; `workers.takeover` gives
-back what a dead writer left in the last two, oldest first.
+the in-flight list in the same step, and it stays there, unacknowledged, until the writer
+acknowledges it (an LREM, in the group's one pipelined round trip after its receipts:
+`queue_ack`). So at every instant a `writes` message is in exactly one of: the `writes`
+list, `writes.inflight` (or, written by an earlier version, the `unacked` hash);
+`workers.takeover` gives back what a dead writer left in the last two, oldest first.
 
 Every other queue, every producer and every other worker use kombu's transport as it is.
 This module never decides anything about writes.
@@ -19,12 +20,12 @@ This module never decides anything about writes.
 
 from __future__ import annotations
 
-from time import monotonic, time
+from time import monotonic
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import loads
 
 from .routing import WRITES
 
@@ -33,27 +34,57 @@ INFLIGHT = WRITES + ".inflight"
 
 
 class QoS(kombu_redis.QoS):
+    """kombu's Redis QoS, except for the `writes` messages this channel moved with BLMOVE: they stay
+    in `writes.inflight` until they are acknowledged (an LREM), instead of being recorded again in
+    `unacked` (one MULTI/EXEC round trip per message, which also sent the body a second time)."""
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - kombu's signature
+        super().__init__(*args, **kwargs)
+        self._moved: dict[str, bytes] = {}  # delivery tag -> its raw item in INFLIGHT, until settled
+
     def append(self, message, delivery_tag):  # noqa: ANN001 - kombu's signature
         item = self.channel._popped
         if item is None:
             return super().append(message, delivery_tag)
         self.channel._popped = None
-        delivery = message.delivery_info
-        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
-        with self.pipe_or_acquire() as pipe:  # a transaction: recorded and out of in-flight together
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()}) \
-                .hset(self.unacked_key, delivery_tag, record) \
-                .lrem(INFLIGHT, 1, item) \
-                .execute()
+        self._moved[delivery_tag] = item
         virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag):  # noqa: ANN001 - kombu's signature
+        item = self._moved.pop(delivery_tag, None)
+        if item is None:
+            return super().ack(delivery_tag)
+        with self.channel.conn_or_acquire() as client:
+            client.lrem(INFLIGHT, -1, item)  # from the tail: the oldest, which is acked first
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):  # noqa: ANN001 - kombu's signature
+        if delivery_tag not in self._moved:
+            return super().reject(delivery_tag, requeue)
+        if requeue:
+            self.restore_by_tag(delivery_tag)
+        else:
+            item = self._moved.pop(delivery_tag)
+            with self.channel.conn_or_acquire() as client:
+                client.lrem(INFLIGHT, -1, item)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def restore_by_tag(self, tag, client=None, leftmost=False):  # noqa: ANN001 - kombu's signature
+        item = self._moved.pop(tag, None)
+        if item is None:
+            return super().restore_by_tag(tag, client, leftmost)
+        # back to the consuming end (the front of the queue) and out of in-flight, together
+        with self.channel.conn_or_acquire(client) as client:
+            client.pipeline().rpush(WRITES, item).lrem(INFLIGHT, -1, item).execute()
 
     def restore_unacked(self, client=None):  # noqa: ANN001 - kombu's signature
         if self.channel._moved_writes:
             # kombu restores a closing channel's unacknowledged messages newest first (one
             # RPUSH each, oldest first, onto the consuming end), which reverses a group. The
-            # writer's stay in `unacked` instead; the next writer (only a lock holder
+            # writer's stay in `writes.inflight` instead; the next writer (only a lock holder
             # consumes `writes`) restores them oldest first (workers/takeover.py).
             self._delivered.clear()
+            self._moved.clear()
             return
         super().restore_unacked(client)
 
@@ -112,3 +143,38 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def queue_ack(pipe, messages: list) -> list:  # noqa: ANN001 - a redis-py pipeline
+    """Queue the acknowledgement of `messages` on `pipe` (the writer's one pipeline per group).
+
+    kombu acknowledges a Redis message with one round trip each; here the whole group's acks
+    go on the caller's pipeline, after its receipts, so a group's receipts and acks are one
+    round trip: an LREM from `writes.inflight` for each message this transport moved there,
+    kombu's ZREM + HDEL of `unacked` for any other. Returns the messages queued; the caller
+    runs the pipeline, then `settle_acked` on them. Messages of another transport (or already
+    settled) are not queued: they are acknowledged with their own `ack()`."""
+    queued = []
+    by_qos: dict[int, tuple[QoS, list]] = {}
+    for message in messages:
+        qos = getattr(getattr(message, "channel", None), "qos", None)
+        if not isinstance(qos, QoS) or message.acknowledged:
+            continue
+        item = qos._moved.get(message.delivery_tag)
+        if item is not None:
+            pipe.lrem(INFLIGHT, -1, item)
+        else:
+            by_qos.setdefault(id(qos), (qos, []))[1].append(message.delivery_tag)
+        queued.append(message)
+    for qos, tags in by_qos.values():
+        pipe.zrem(qos.unacked_index_key, *tags).hdel(qos.unacked_key, *tags)
+    return queued
+
+
+def settle_acked(messages: list) -> None:
+    """kombu's local bookkeeping of an ack, for messages whose ack commands `queue_ack` queued and ran."""
+    for message in messages:
+        qos = message.channel.qos
+        qos._moved.pop(message.delivery_tag, None)
+        virtual.QoS.ack(qos, message.delivery_tag)
+        message._state = "ACK"

@@ -4,20 +4,25 @@ Celery's default strategy runs one task per message. For `writes.commit` the wor
 `group_commit_strategy` instead (named on the task class): each delivered message is
 decoded (JSON only — a pickled message raises `ContentDisallowed` here and Celery
 rejects it; a body over `Settings.message_limit` is not decoded at all: its writes are
-rejected from the raw bytes, `workers.raw_body`) and buffered; the buffer is committed when
-it holds `Settings.group_commit_max` writes or `group_commit_max_bytes` of message bodies
-(flushed before a message that would pass it), or `Settings.group_commit_wait_ms` after its first
-message — extended, up to `GROUP_COMMIT_MAX_EXTENSIONS` waits, while a backlog waits in
-Redis, so that a backlog is drained in big groups rather than a few writes per fsync.
-A group is ONE `store.commit_many` call, in the consumer thread (like the solo pool),
-then, in this order:
+rejected from the raw bytes, `workers.raw_body`) and buffered. Groups form by themselves
+("smart batching"): a message that arrives while nothing else is known to be queued is
+committed at once — a lone write never waits for company. The round trip after each group
+also counts the `writes` messages that piled up in Redis during its commit; the next group
+is exactly those (already queued, so they arrive back to back), committed when the last of
+them is delivered, or when it holds `Settings.group_commit_max` writes or
+`group_commit_max_bytes` of message bodies (flushed before a message that would pass it).
+`Settings.group_commit_wait_ms` is only an upper bound on waiting for counted messages
+that do not come. A group is ONE `store.commit_many` call, in the consumer thread (like the
+solo pool), then, in ONE pipelined Redis round trip and in this order:
 
-1. receipts go to each producer's reply list (`tasks.receipts`), all in one pipelined
-   Redis round trip, plus the writer's counters (`workers.stats`);
+1. receipts go to each producer's reply list (`tasks.receipts`), plus the writer's
+   counters (`workers.stats`);
 2. the messages are acknowledged (late ack: a writer killed before this point has its
    messages redelivered, and the store's write-id table turns the re-commit into a no-op
-   that returns the same receipts);
-3. the indexer is poked (debounced, never waited for).
+   that returns the same receipts; `tasks.transport.queue_ack`);
+3. the queue's depth is read (the next group's size);
+
+then the indexer is poked (debounced, never waited for).
 
 A group that cannot be committed now (store.sqlite locked, disk failure) or whose
 receipts cannot be delivered stays in the buffer, unacknowledged and in order, and is
@@ -46,6 +51,7 @@ from sessiondb.store import Store, receipt_counts
 from sessiondb.store.writer_lock import WriterLock
 from sessiondb.tasks import receipts, routing
 from sessiondb.tasks.celery_app import settings_of
+from sessiondb.tasks.transport import INFLIGHT, queue_ack, settle_acked
 
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
@@ -76,6 +82,7 @@ class WriterRuntime:
         # come again, so a group buffered from an older generation is dropped, never acknowledged
         # (its channel is gone: an ack there would kill the worker)
         self.generation = 0
+        self.waiting = 0  # `writes` messages waiting in Redis when the last group was done
 
     @classmethod
     def of(cls, app: Celery) -> WriterRuntime:
@@ -90,13 +97,6 @@ class WriterRuntime:
             self.notifier = IndexNotifier(self.app, self.settings.index_notify_debounce_ms / 1000.0)
         return self.store
 
-    def backlog(self) -> bool:
-        """Is a backlog (more than one message) waiting in Redis right now?"""
-        try:
-            return self.redis.llen(routing.WRITES) > 1
-        except redis.RedisError:
-            return False
-
     def run_group(self, deliveries: list[Delivery], consumer: Any) -> bool:
         """Commit one group, deliver its receipts, acknowledge it; False: keep it and retry later.
 
@@ -104,7 +104,9 @@ class WriterRuntime:
         whose receipts cannot be delivered (Redis is away) stays with the caller, in order and
         unacknowledged (so recorded in Redis' `unacked` hash: a crash meanwhile loses
         nothing), and is retried as a whole: write ids make a second commit of the same
-        writes return their stored receipts."""
+        writes return their stored receipts. After a group, `self.waiting` is how many
+        `writes` messages were waiting in Redis (the next group's size, in messages)."""
+        self.waiting = 0
         if not self.lock.try_acquire():  # a worker that never took the lock must not write
             log.error("not the writer (writer.lock is held by another process): requeueing %d messages",
                       len(deliveries))
@@ -118,37 +120,49 @@ class WriterRuntime:
             log.error("group commit of %d messages failed; it is kept and retried: %s", len(deliveries), exc)
             return False
         seconds = time.perf_counter() - started
-        flat = [r for d in deliveries for r in d.receipts]
-        counts = receipt_counts(flat)
+        counts = receipt_counts([r for d in deliveries for r in d.receipts])
         try:
-            self._deliver(deliveries, counts, seconds)
+            acked = self._deliver(deliveries, counts, seconds)
         except redis.RedisError:
             log.exception("could not deliver receipts of %d messages; the group is kept and retried",
                           len(deliveries))
             return False
+        settle_acked(acked)
+        acked_ids = {id(message) for message in acked}
         for delivery in deliveries:
-            delivery.ack(log, consumer.connection_errors)
+            if id(delivery.message) not in acked_ids:  # not the writer's transport (a test's, ...): kombu's own ack
+                delivery.ack(log, consumer.connection_errors)
             if delivery.widened:
                 consumer.qos.decrement_eventually()
         assert self.notifier is not None
         self.notifier.poke()
         self._events(deliveries, consumer, seconds)
-        log.debug("group of %d writes in %d messages committed in %.1f ms (%s)",
-                  len(flat), len(deliveries), seconds * 1000, counts)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("group of %d writes in %d messages committed in %.1f ms (%s)",
+                      sum(counts.values()), len(deliveries), seconds * 1000, counts)
         return True
 
-    def _deliver(self, deliveries: list[Delivery], counts: dict[str, int], seconds: float) -> None:
+    def _deliver(self, deliveries: list[Delivery], counts: dict[str, int], seconds: float) -> list[Any]:
+        """ONE pipelined round trip after a commit: the receipts, the counters, the acks (in that
+        order: a crash before the acks only redelivers, and the store answers the redelivery with the
+        same receipts), and how many messages wait in Redis meanwhile. Returns the messages acked."""
         pipe = self.redis.pipeline(transaction=False)
+        last_tx_id = 0
         for delivery in deliveries:
             if delivery.reply_to:
                 receipts.push(pipe, delivery.reply_to, delivery.receipts, self.settings.receipt_ttl_s)
-        tx_ids = [r.get("tx_id") or 0 for d in deliveries for r in d.receipts]
+            for receipt in delivery.receipts:
+                last_tx_id = max(last_tx_id, receipt.get("tx_id") or 0)
         stats.record_group(pipe, writes=sum(counts.values()), messages=len(deliveries), **counts, seconds=seconds,
-                           last_tx_id=max(tx_ids, default=0))
-        pipe.execute()
-        for delivery in deliveries:
+                           last_tx_id=last_tx_id)
+        for delivery in deliveries:  # a bare `celery call` (no reply list) gets its receipts as the task result
             if not delivery.reply_to and delivery.task_id:
                 self.app.backend.store_result(delivery.task_id, delivery.receipts, "SUCCESS")
+        acked = queue_ack(pipe, [d.message for d in deliveries])
+        pipe.llen(routing.WRITES).llen(INFLIGHT)
+        *_, queued, inflight = pipe.execute()
+        self.waiting = queued + inflight
+        return acked
 
     def requeue(self, deliveries: list[Delivery], consumer: Any) -> None:
         """Give the messages back at the FRONT of the queue, in order (a plain reject would requeue
@@ -191,22 +205,16 @@ def _unpack(message: Any, body: Any) -> tuple[Any, Any]:
 def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> Any:
     runtime = WriterRuntime.of(app)
     max_writes = max(1, runtime.settings.group_commit_max)
+    # an upper bound only: how long a group waits for the messages known to be queued behind it
     wait_s = max(0, runtime.settings.group_commit_wait_ms) / 1000.0
     eventer = consumer.event_dispatcher
-    max_gather_s = wait_s * runtime.settings.group_commit_max_extensions
     buffer: list[Delivery] = []
     max_bytes = max(1, runtime.settings.group_commit_max_bytes)
-    state: dict[str, Any] = {"writes": 0, "bytes": 0, "timer": None, "first_at": 0.0, "retry_s": 0.0}
+    # expect: messages known to wait in Redis (counted after the last group), not delivered yet
+    state: dict[str, Any] = {"writes": 0, "bytes": 0, "timer": None, "retry_s": 0.0, "expect": 0}
 
     def on_timer() -> None:
-        # A backlog is waiting in Redis: keep gathering (bounded) so the group is big, instead of
-        # committing a few writes per fsync while the queue grows.
         state["timer"] = None
-        gathered = time.monotonic() - state["first_at"]
-        if wait_s > 0 and state["writes"] < max_writes and gathered + wait_s <= max_gather_s \
-                and runtime.backlog():
-            state["timer"] = consumer.timer.call_after(wait_s, on_timer)
-            return
         flush()
 
     def flush() -> None:
@@ -229,10 +237,12 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             done = False
         if done:
             state["retry_s"] = 0.0
+            state["expect"] = runtime.waiting  # they piled up during this commit: the next group
             return
         # Keep the group at the front of the buffer, unacknowledged, and try again later (backing
         # off); messages that arrive meanwhile queue up behind it, in order.
         buffer[:0] = group
+        state["expect"] = 0
         state["writes"] = sum(_count(d.writes) for d in buffer)
         state["bytes"] = sum(d.size for d in buffer)
         state["retry_s"] = min(max(2 * state["retry_s"], RETRY_FIRST_S), RETRY_MAX_S)
@@ -248,6 +258,7 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             try:
                 writes, reply_to = _unpack(message, body)
             except ContentDisallowed:
+                state["expect"] = max(0, state["expect"] - 1)  # it was one of the messages counted
                 stats.record_refused(runtime.redis)
                 raise  # Celery logs and rejects it (never requeued, never executed)
             except DecodeError as exc:
@@ -258,6 +269,8 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
                 writes, reply_to = undecoded_writes(message, undecodable_reason(exc), max_writes)
             except (TypeError, ValueError):
                 writes, reply_to = [message.payload], None
+        # it was one of the messages counted after the last group (a flush below counts afresh, without it)
+        state["expect"] = max(0, state["expect"] - 1)
         if buffer and state["retry_s"] == 0 and state["bytes"] + size > max_bytes:
             flush()  # the group's bytes are bounded, not only its count: commit before taking more
         retrying = state["retry_s"] > 0
@@ -275,10 +288,9 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
                          args=f"[<{state['writes']} writes buffered>]", kwargs="{}", retries=0, eta=None)
         if retrying:
             return  # the retry timer flushes everything, in order
-        if state["writes"] >= max_writes or state["bytes"] >= max_bytes:
-            flush()
+        if state["expect"] == 0 or state["writes"] >= max_writes or state["bytes"] >= max_bytes:
+            flush()  # nothing more is known to be queued: commit now, never wait for company
         elif state["timer"] is None:
-            state["first_at"] = time.monotonic()
             state["timer"] = consumer.timer.call_after(wait_s, on_timer)
 
     return handler

@@ -113,6 +113,10 @@ class Fleet:
             pass
         proc.wait()
 
+    def held(self) -> int:
+        """`writes` messages out of the queue and not acknowledged: in `writes.inflight` (or kombu's `unacked`)."""
+        return self.redis.llen("writes.inflight") + self.redis.hlen("unacked")
+
     def stats(self) -> dict[str, str]:
         from sessiondb.workers import stats
 

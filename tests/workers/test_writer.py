@@ -57,7 +57,7 @@ def test_a_pickled_message_to_the_writes_queue_is_refused(fleet):
     write = {"write_id": "pickled", "session": "p", "events": [{"type": "session/started"}]}
     fleet.app.send_task(COMMIT, args=[[write]], serializer="pickle", ignore_result=True)
     wait_until(lambda: fleet.stats().get("refused") == "1", 60, "the writer to refuse the pickled message")
-    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 60, "nothing left queued")
+    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.held() == 0, 60, "nothing left queued")
     assert b"pickle" in fleet.log(writer)
     with SessionClient(fleet.settings) as client:
         assert client.write("q", [{"type": "session/started"}]).receipt(timeout=60)["status"] == "committed"
@@ -106,12 +106,12 @@ def test_a_message_handed_to_the_writer_during_a_stuck_commit_survives_its_kill_
         app.send_task(COMMIT, args=[[{"write_id": write_id, "session": "p", "events": events}]], ignore_result=True)
 
     send("p-start", [{"type": "session/started"}])
-    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 60, "the start write")
+    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.held() == 0, 60, "the start write")
     outside = sqlite3.connect(fleet.root / "store.sqlite", timeout=60)
     outside.execute("BEGIN IMMEDIATE")  # the writer's next commit waits on this
     try:
         send("p-1", [{"type": "message/added", "role": "user", "content": "one"}])
-        wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 1, 60,
+        wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.held() == 1, 60,
                    "the writer to take the first message")
         time.sleep(0.5)  # its group is committing now: stuck on the lock
         send("p-2", [{"type": "message/added", "role": "user", "content": "two"}])
@@ -161,24 +161,33 @@ def test_a_store_locked_from_outside_for_several_retry_periods_loses_no_message(
 
     wait_until(lambda: len(committed()) >= 6, 60, "every message committed once the store is free")
     assert committed() == expected_contents("l", 6)
-    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.redis.hlen("unacked") == 0, 30, "every message acked")
+    wait_until(lambda: fleet.redis.llen(WRITES) == 0 and fleet.held() == 0, 30, "every message acked")
 
 
 def test_a_writer_stopped_with_sigterm_mid_group_hands_its_messages_on_in_order(fleet):
     # kombu gives a closing channel's unacknowledged messages back newest first; the writer's
-    # stay in `unacked` for the next writer, which restores them oldest first.
-    fleet.extra_env["SESSIONDB_GROUP_COMMIT_WAIT_MS"] = "5000"  # the group is still gathering at SIGTERM
-    fleet.extra_env["SESSIONDB_GROUP_COMMIT_MAX_EXTENSIONS"] = "1"
+    # stay in `writes.inflight` for the next writer, which restores them oldest first. The group is held
+    # uncommitted by an outside lock on store.sqlite: the writer keeps it and retries, while the
+    # messages behind it are delivered into the same buffer.
+    fleet.extra_env["SESSIONDB_SQLITE_BUSY_TIMEOUT_MS"] = "300"
     writer = fleet.writer()
     app = fleet.app
-    for k in range(6):
-        events = [{"type": "session/started"}] if k == 0 else []
-        events.append({"type": "message/added", "role": "user", "content": f"o:{k}"})
-        app.send_task(COMMIT, args=[[{"write_id": f"o-{k}", "session": "o", "events": events}]], ignore_result=True)
-    wait_until(lambda: fleet.redis.hlen("unacked") == 6, 60, "the writer to hold all six, uncommitted")
-    writer.send_signal(signal.SIGTERM)
-    writer.wait(60)
-    fleet.extra_env.pop("SESSIONDB_GROUP_COMMIT_WAIT_MS")
+    outside = sqlite3.connect(fleet.root / "store.sqlite", timeout=60)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
+        for k in range(6):
+            events = [{"type": "session/started"}] if k == 0 else []
+            events.append({"type": "message/added", "role": "user", "content": f"o:{k}"})
+            app.send_task(COMMIT, args=[[{"write_id": f"o-{k}", "session": "o", "events": events}]],
+                          ignore_result=True)
+        wait_until(lambda: fleet.held() >= 3 and b"kept and retried" in fleet.log(writer), 60,
+                   "the writer to hold several messages, uncommitted")
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(60)
+    finally:
+        outside.rollback()
+        outside.close()
+    fleet.extra_env.pop("SESSIONDB_SQLITE_BUSY_TIMEOUT_MS")
     fleet.writer()
 
     def committed() -> list[str] | None:
