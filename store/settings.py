@@ -24,7 +24,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     result_backend: str = ""
     #: group commit: at most this many writes per SQLite transaction ...
     group_commit_max: int = 2000
-    #: ... gathered for at most this long after the first one arrives
+    #: ... waiting at most this long for messages counted in the queue that have not come
+    #: (an upper bound, not a delay: a lone write is committed at once; docs/fleet.md)
     group_commit_wait_ms: int = 5
     #: payloads of at most this many bytes are stored inline, in store.sqlite, in the same
     #: transaction as their rows; larger ones are blob files (0: every payload a file).
@@ -68,8 +69,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     task_events: bool = False
     #: fleet: ... and at most this many bytes of broker messages (it bounds the writer's memory)
     group_commit_max_bytes: int = 64 * 1024 * 1024
-    #: fleet: while a backlog waits, the writer gathers a group for up to this many waits
-    group_commit_max_extensions: int = 20
     #: producers: writes and bytes per broker message, and how long a write lingers for more
     #: while earlier writes of the same client wait for their receipts (else it goes at once)
     client_batch_max: int = 500
