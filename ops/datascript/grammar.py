@@ -859,18 +859,27 @@ def p_or_join(g: QueryGen, s: Scope, depth: int) -> Any:
     return L((Sym("or-join"), head, *branches))
 
 
-# rule sets: (name, head, body per branch); T is replaced by a type with the needed attributes
-def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
-    """A rule call; the rule set is the query's ``%`` input (one per query)."""
-    rnd = g.rnd
+def _rule_site(g: QueryGen, s: Scope, depth: int) -> tuple[Any, Any, str] | None:
+    """Where a rule call starts: (an entity variable, its info, its type), or None when the call
+    would be nested or the query already takes its rule set (``%``)."""
     if depth > 0 or "%" in [str(x) for x in g.q.ins]:
         return None
     es = s.entities()
     if not es:
         return None
-    e = rnd.choice(es)
+    e = g.rnd.choice(es)
     info = s.vars[e]
-    t = info.ns
+    return e, info, info.ns
+
+
+# rule sets: (name, head, body per branch); T is replaced by a type with the needed attributes
+def p_rule(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A rule call; the rule set is the query's ``%`` input (one per query)."""
+    rnd = g.rnd
+    site = _rule_site(g, s, depth)
+    if site is None:
+        return None
+    e, info, t = site
     kinds = []
     if f"{t}/parent" in g.model.attrs and g.size <= 6000:
         kinds += ["anc", "anc"]
@@ -1050,14 +1059,10 @@ def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
     sharing no variable; a recursive rule through ``or-join`` (several calls in a body); a call
     with one variable twice."""
     rnd = g.rnd
-    if depth > 0 or "%" in [str(x) for x in g.q.ins]:
+    site = _rule_site(g, s, depth)
+    if site is None:
         return None
-    es = s.entities()
-    if not es:
-        return None
-    e = rnd.choice(es)
-    info = s.vars[e]
-    t = info.ns
+    e, info, t = site
     a = g.attr_of(t, "int")
     kinds = ["unknown", "lonely-not"] + (["early", "early", "early-bound"] if a else [])
     if f"{t}/parent" in g.model.attrs and g.size <= 400:
