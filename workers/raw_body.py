@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sessiondb.store.errors import echo
 from sessiondb.store.writes.model import Undecoded
 from sessiondb.tasks import receipts
 
@@ -50,6 +51,17 @@ def undecodable_reason(exc: BaseException) -> str:
     else:
         detail = str(cause).splitlines()[0][:200] if str(cause) else type(cause).__name__
     return f"message body is not valid JSON ({detail}): not decoded"
+
+
+#: how much of an undecodable body its dead letters keep (never the log: it may hold payloads)
+EXCERPT_BYTES = 120
+
+
+def body_excerpt(message: Any) -> str:
+    """The start of the raw body, bounded and printable (`echo`): what a dead letter keeps of a
+    body that could not be decoded, so that an operator can see what was sent."""
+    raw = _raw(message)
+    return echo(raw[:EXCERPT_BYTES].decode("utf-8", "backslashreplace")) + ("…" if len(raw) > EXCERPT_BYTES else "")
 
 
 def undecoded_writes(message: Any, reason: str, max_writes: int) -> tuple[list[Undecoded], str | None]:

@@ -56,7 +56,7 @@ from sessiondb.tasks.transport import INFLIGHT, queue_ack, settle_acked
 from . import stats
 from .group_commit import Delivery, RetryLater, commit_group
 from .notify import IndexNotifier
-from .raw_body import body_size, oversize_reason, undecodable_reason, undecoded_writes
+from .raw_body import body_excerpt, body_size, oversize_reason, undecodable_reason, undecoded_writes
 
 log = logging.getLogger("sessiondb.writer")
 
@@ -264,9 +264,10 @@ def group_commit_strategy(task: Any, app: Celery, consumer: Any, **_: Any) -> An
             except DecodeError as exc:
                 # not JSON, or too deep to decode: rejected like an oversize message (a receipt for
                 # each write id found, a dead letter), never dropped with the body in the log
-                log.warning("writer: message %s could not be decoded: %s", (message.headers or {}).get("id"),
-                            undecodable_reason(exc))
-                writes, reply_to = undecoded_writes(message, undecodable_reason(exc), max_writes)
+                reason = undecodable_reason(exc)
+                log.warning("writer: message %s could not be decoded: %s", (message.headers or {}).get("id"), reason)
+                writes, reply_to = undecoded_writes(message, f"{reason}; the body began {body_excerpt(message)}",
+                                                    max_writes)
             except (TypeError, ValueError):
                 writes, reply_to = [message.payload], None
         # it was one of the messages counted after the last group (a flush below counts afresh, without it)

@@ -122,6 +122,9 @@ def test_a_body_that_is_not_json_or_too_deep_gets_receipts_and_dead_letters_and_
     assert [(r["write_id"], r["status"]) for r in got] == [("raw-1", "rejected"), ("raw-2", "rejected"),
                                                              ("raw-3", "rejected")]
     assert "not valid JSON" in got[0]["error"]["message"]
+    # the dead letter (and the receipt) keep a bounded excerpt of the body: what was sent
+    assert 'the body began [[{"write_id": "raw-1"' in got[0]["error"]["message"]
+    assert len(got[2]["error"]["message"]) < 1000 and got[2]["error"]["message"].endswith("[[[[…")
     assert "nested too deeply" in got[2]["error"]["message"]
     assert sorted(w for w, _type, _field in dead_letters(fleet)) == ["raw-1", "raw-2", "raw-3"]
     assert int(fleet.stats()["rejected"]) == 3
