@@ -153,4 +153,4 @@ class EmbeddedPostgres:
 
 def _has_c_utf8() -> bool:
     done = subprocess.run(["locale", "-a"], capture_output=True, text=True)
-    return any(name.lower().replace("-", "") in ("c.utf8",) for name in done.stdout.split())
+    return any(name.lower().replace("-", "") == "c.utf8" for name in done.stdout.split())

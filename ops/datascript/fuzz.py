@@ -268,21 +268,28 @@ def unify_for_datascript(q: dict) -> dict | None:
     head = q["query"].split(" :where ", 1)[0]
     inputs = set(head.split(" :in ", 1)[1].replace("[", " ").replace("]", " ").split()) if " :in " in head else set()
 
+    def spell_out(toks: list[str], in_or: bool) -> list[str] | None:
+        """Rename each repeat of a variable in `toks` (in place); the unifying predicates, or None
+        when that cannot be done (an input repeated: DataScript keeps a lookup ref given as input,
+        so (= ?e ?e_r1) fails; or a plain `or` branch, whose variables must not differ)."""
+        seen, preds = set(), []
+        for i, t in enumerate(toks):
+            if t.startswith("?") and t in seen:
+                if t in inputs:
+                    return None
+                counter[0] += 1
+                toks[i] = f"{t}_r{counter[0]}"
+                preds.append(f"[(= {t} {toks[i]})]")
+            seen.add(t)
+        return None if preds and in_or else preds
+
     def forms(text: str, in_or: bool) -> list[str] | None:
         out = []
         for f in split_forms(text):
             if f.startswith("[") and not f.startswith("[("):
                 toks = split_forms(f[1:-1])
-                seen, preds = set(), []
-                for i, t in enumerate(toks):
-                    if t.startswith("?") and t in seen:
-                        if t in inputs:
-                            return None  # DataScript keeps a lookup ref given as input: (= ?e ?e_r1) fails
-                        counter[0] += 1
-                        toks[i] = f"{t}_r{counter[0]}"
-                        preds.append(f"[(= {t} {toks[i]})]")
-                    seen.add(t)
-                if preds and in_or:
+                preds = spell_out(toks, in_or)
+                if preds is None:
                     return None
                 out += ["[" + " ".join(toks) + "]", *preds]
             elif f.startswith("("):
@@ -300,16 +307,8 @@ def unify_for_datascript(q: dict) -> dict | None:
                     if body is None:
                         return None
                 else:  # a rule call: DataScript 1.8.1 does not unify a variable repeated in it either
-                    seen, preds = set(), []
-                    for i, t in enumerate(items):
-                        if t.startswith("?") and t in seen:
-                            if t in inputs:
-                                return None
-                            counter[0] += 1
-                            items[i] = f"{t}_r{counter[0]}"
-                            preds.append(f"[(= {t} {items[i]})]")
-                        seen.add(t)
-                    if preds and in_or:
+                    preds = spell_out(items, in_or)
+                    if preds is None:
                         return None
                     out += ["(" + " ".join(items) + ")", *preds]
                     continue
