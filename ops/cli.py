@@ -208,7 +208,7 @@ def celery_app_or_fail() -> Any:
     from sessiondb.tasks import app as celery_app
     from sessiondb.tasks.celery_app import configured_broker
 
-    if not configured_broker(Settings.from_env()):
+    if not configured_broker(Settings.from_env(), worker=True):
         fail("no broker configured: set SESSIONDB_BROKER_URL (or run everything with `sessiondb up`)")
     return celery_app
 
@@ -264,7 +264,7 @@ def up(root: Path | None = RootOpt,
 
     def after_start() -> None:
         if demo:
-            run_demo(Settings.from_env(root=settings.root, broker_url=fleet.broker_url), agents, turns)
+            run_demo(Settings.from_env(root=settings.root, broker_url=fleet.producer_url), agents, turns)
 
     try:
         run_until_signal(fleet, after_start)

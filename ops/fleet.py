@@ -2,9 +2,10 @@
 
 First takes the launcher lock (`ops.fleet_lock`: one fleet per root; a second `up`
 refuses at once, naming the first). Then starts (when no broker is configured) a private
-`redis-server` on 127.0.0.1 with AOF in `<root>/redis/`, its default user off and the fleet's
-ACL user from `<root>/fleet/credentials` (`ops.credentials`, generated on the first run),
-records its authenticated URL in `<root>/fleet/broker_url` (0600) for later commands, then
+`redis-server` on 127.0.0.1 with AOF in `<root>/redis/`, its default user off and two ACL
+users from `<root>/fleet/credentials` (`ops.credentials`, generated on the first run): the
+fleet's (its children's; also in `<root>/fleet/worker_broker_url`) and a producer-only one,
+whose URL goes in `<root>/fleet/broker_url` for producers and later commands (both 0600), then
 the writer, indexer, scanner, reader, beat and Flower as child processes (logs in
 `<root>/fleet/logs/`). Flower asks for the login kept in the same credentials file unless
 `SESSIONDB_FLOWER_BASIC_AUTH` says otherwise. Everything it and its children create is 0600
@@ -38,7 +39,7 @@ from sessiondb.store import Settings
 from sessiondb.store.private import UMASK, make_private_dir, open_private_append, write_private_file
 from sessiondb.store.writer_lock import LOCK_FILE, held_elsewhere, holder_pid
 from sessiondb.tasks.broker import check_broker, printable_url
-from sessiondb.tasks.celery_app import BROKER_FILE, make_app
+from sessiondb.tasks.celery_app import BROKER_FILE, WORKER_BROKER_FILE, make_app
 from sessiondb.tasks.errors import FleetStartError
 from sessiondb.workers.roles import node_name
 
@@ -129,7 +130,8 @@ class Fleet:
         self.redis: EmbeddedRedis | None = None
         self.children: list[Child] = []
         self.with_flower, self.with_beat, self.roles = flower, beat, roles
-        self.broker_url = settings.broker_url
+        self.broker_url = settings.broker_url  # the workers' (beat's, Flower's)
+        self.producer_url = settings.broker_url  # what producers get: a publish-only user on our own Redis
         self.flower_port = settings.flower_port
         self.launcher = LauncherLock(self.root)
         self._broker_file_ours = False
@@ -179,14 +181,16 @@ class Fleet:
             assert self.credentials is not None
             redis_server = EmbeddedRedis(self.root / "redis", appendfsync=self.settings.redis_appendfsync,
                                          user=self.credentials.redis_user, password=self.credentials.redis_password,
-                                         tls=tls_files(self.settings))
+                                         tls=tls_files(self.settings), producer=self.credentials.producer)
             self.redis = redis_server.start(**REDIS_POPEN)
-            self.broker_url = self.redis.url
+            self.broker_url, self.producer_url = self.redis.url, self.redis.producer_url
             self.say(f"redis: private redis-server on {printable_url(self.broker_url)} (AOF in {self.redis.dir};"
-                     f" user {self.credentials.redis_user}, password in {self.root / CREDENTIALS_FILE})")
+                     f" users {self.credentials.redis_user} for the fleet and {self.credentials.producer_user} for"
+                     f" producers, passwords in {self.root / CREDENTIALS_FILE})")
+            write_private_file(self.root / WORKER_BROKER_FILE, self.broker_url + "\n")
         else:
             check_broker(self.broker_url, 10.0)  # BrokerUnreachableError: no children to crash-loop
-        write_private_file(self.root / BROKER_FILE, self.broker_url + "\n")
+        write_private_file(self.root / BROKER_FILE, self.producer_url + "\n")
         self._broker_file_ours = True
         if self.with_flower and not port_free(self.flower_port):
             self.flower_port = free_port()
@@ -295,6 +299,7 @@ class Fleet:
             self.redis.stop()
             if self._broker_file_ours:
                 (self.root / BROKER_FILE).unlink(missing_ok=True)
+                (self.root / WORKER_BROKER_FILE).unlink(missing_ok=True)
         self.launcher.release()
         if started:
             self.say("fleet: stopped")

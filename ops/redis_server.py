@@ -9,7 +9,11 @@ With `user` and `password` the server's default user is off (a client without cr
 can run nothing but AUTH/HELLO) and `user` gets `FLEET_ACL`: every key and channel and
 every command but the `@admin` and `@dangerous` ones (CONFIG, FLUSHALL, FLUSHDB, DEBUG,
 SHUTDOWN, MONITOR, KEYS, ACL ..., which neither kombu, Celery, Flower nor sessiondb need).
-The rules go in a 0600 config file in the directory, the password only as its SHA-256
+That user is for the workers, beat and Flower. With `producer` (a second user and password)
+producers get `PRODUCER_ACL`: exactly what `SessionClient` does — publish to the `writes` and
+`reads` queues, pop its own receipt list, read its read results — and nothing that forges or
+steals: it cannot push a receipt, set or publish a result, or read or pop a queue.
+The rules go in a 0600 config file in the directory, the passwords only as their SHA-256
 (never on a command line, which other local users can read in /proc).
 """
 
@@ -33,6 +37,16 @@ INSTALL_HINT = "redis-server not found: run ./dev up (it installs it) or apt-get
 
 #: what the fleet's Redis user may do: everything kombu/Celery/Flower use, no administration
 FLEET_ACL = "~* &* +@all -@admin -@dangerous"
+#: what a producer may do (Redis 7 ACL selectors: a command is let through when one of the
+#: parenthesised rules allows the command on all of its keys). kombu publishes with LPUSH (and
+#: sizes queues with LLEN in MULTI/EXEC), declares its routing in `_kombu.binding*` sets; the
+#: client BLPOPs `sessiondb:receipts:<its id>`; Celery's result backend GETs and SUBSCRIBEs
+#: `celery-task-meta-<task id>` for a remote read. No RPUSH, SET, PUBLISH, LRANGE, BRPOP, SCAN.
+PRODUCER_ACL = ("resetkeys resetchannels -@all +ping +auth +hello +select +client|setname +multi +exec +discard"
+                " ~sessiondb:receipts:* +blpop"
+                " (~writes ~reads +lpush +llen)"
+                " (~_kombu.binding* +sadd +smembers)"
+                " (~celery-task-meta-* &celery-task-meta-* +get +mget +subscribe +unsubscribe)")
 CONFIG_FILE = "sessiondb-redis.conf"
 
 
@@ -58,14 +72,20 @@ class TlsFiles:
 
 class EmbeddedRedis:
     def __init__(self, directory: str | Path, port: int | None = None, appendfsync: str = "everysec",
-                 user: str | None = None, password: str | None = None, tls: TlsFiles | None = None) -> None:
+                 user: str | None = None, password: str | None = None, tls: TlsFiles | None = None,
+                 producer: tuple[str, str] | None = None) -> None:
         """`tls`: listen on TLS only (`--port 0 --tls-port`), clients need no certificate of their
-        own; `url` is then a `rediss://` URL that verifies the server against `tls.ca_file`."""
+        own; `url` is then a `rediss://` URL that verifies the server against `tls.ca_file`.
+        `producer`: (user, password) of a second, producer-only user (`producer_url`)."""
         self.dir = Path(directory).resolve()
         self.tls = tls
-        if (user is None) != (password is None) or (user is not None and not (user.isidentifier() and password)):
-            raise ValueError("EmbeddedRedis needs both a user (letters, digits, _) and a password, or neither")
+        for name, secret in ((user, password), producer or (user, password)):
+            if (name is None) != (secret is None) or (name is not None and not (name.isidentifier() and secret)):
+                raise ValueError("EmbeddedRedis needs both a user (letters, digits, _) and a password, or neither")
+        if producer is not None and (user is None or producer[0] == user):
+            raise ValueError("EmbeddedRedis's producer user needs a fleet user, and another name")
         self.user, self.password = user, password
+        self.producer = producer
         self._pick_port = not port  # a port we chose may be taken before redis-server binds it
         self.port = port or free_port()
         self.appendfsync = appendfsync
@@ -75,7 +95,15 @@ class EmbeddedRedis:
     def url(self) -> str:
         """The URL clients use: with the user and password when it has them (never print it:
         `tasks.broker.printable_url`)."""
-        auth = f"{quote(self.user, safe='')}:{quote(self.password or '', safe='')}@" if self.user else ""
+        return self._url(self.user, self.password)
+
+    @property
+    def producer_url(self) -> str:
+        """The URL of the producer-only user (the fleet user's `url` when there is none)."""
+        return self._url(*self.producer) if self.producer else self.url
+
+    def _url(self, user: str | None, password: str | None) -> str:
+        auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
         if self.tls is not None:
             query = f"ssl_cert_reqs=required&ssl_ca_certs={quote(self.tls.ca_file, safe='/')}"
             return f"rediss://{auth}127.0.0.1:{self.port}/0?{query}"
@@ -92,11 +120,16 @@ class EmbeddedRedis:
         """The ACL config file (0600) as redis-server's first argument; nothing without a user."""
         if self.user is None or self.password is None:
             return []
-        digest = hashlib.sha256(self.password.encode()).hexdigest()
+        def digest(password: str) -> str:
+            return hashlib.sha256(password.encode()).hexdigest()
+
+        lines = ["# written by sessiondb (ops/redis_server.py): the fleet's ACL",
+                 "user default off resetpass -@all",
+                 f"user {self.user} on #{digest(self.password)} resetchannels {FLEET_ACL}"]
+        if self.producer is not None:
+            lines.append(f"user {self.producer[0]} on #{digest(self.producer[1])} {PRODUCER_ACL}")
         path = self.dir / CONFIG_FILE
-        write_private_file(path, "# written by sessiondb (ops/redis_server.py): the fleet's ACL\n"
-                                 "user default off resetpass -@all\n"
-                                 f"user {self.user} on #{digest} resetchannels {FLEET_ACL}\n")
+        write_private_file(path, "\n".join(lines) + "\n")
         return [str(path)]
 
     def start(self, timeout: float = 10.0, **popen: object) -> EmbeddedRedis:

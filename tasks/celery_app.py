@@ -17,8 +17,11 @@ from sessiondb.store import Settings
 
 from . import routing, schedule
 
-#: written by `sessiondb up` when it starts its private Redis, read by later commands
+#: written by `sessiondb up` when it starts its private Redis, read by later commands: the
+#: producers' URL (a Redis user that can only publish writes and reads and take its receipts) ...
 BROKER_FILE = "fleet/broker_url"
+#: ... and the workers' (beat's, Flower's) URL, for a worker started by hand beside that fleet
+WORKER_BROKER_FILE = "fleet/worker_broker_url"
 #: kombu's Redis transport with an atomic pop of the `writes` queue (see tasks/transport.py)
 BROKER_TRANSPORT = "sessiondb.tasks.transport:Transport"
 #: the conventional local Redis: only a last resort for a bare `celery -A sessiondb.tasks ...`
@@ -27,19 +30,23 @@ FALLBACK_BROKER = "redis://127.0.0.1:6379/0"
 TASK_MODULES = ("sessiondb.tasks.writes", "sessiondb.tasks.index", "sessiondb.tasks.integrity", "sessiondb.tasks.reads")
 
 
-def configured_broker(settings: Settings) -> str:
-    """The broker URL: `SESSIONDB_BROKER_URL`, else the one a running `sessiondb up` wrote, else ""."""
+def configured_broker(settings: Settings, *, worker: bool = False) -> str:
+    """The broker URL: `SESSIONDB_BROKER_URL`, else the one a running `sessiondb up` wrote (its
+    workers' URL for a `worker`, else its producers'), else ""."""
     if settings.broker_url:
         return settings.broker_url
-    path = Path(settings.root) / BROKER_FILE
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
+    for name in (WORKER_BROKER_FILE, BROKER_FILE) if worker else (BROKER_FILE,):
+        try:
+            return (Path(settings.root) / name).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+    return ""
 
 
-def make_app(settings: Settings) -> Celery:
-    broker = configured_broker(settings) or FALLBACK_BROKER
+def make_app(settings: Settings, *, worker: bool = False) -> Celery:
+    """The app for a producer (`SessionClient`), or with `worker` for a worker, beat or Flower
+    (which take a `sessiondb up`'s workers' URL when they find no `SESSIONDB_BROKER_URL`)."""
+    broker = configured_broker(settings, worker=worker) or FALLBACK_BROKER
     app = Celery("sessiondb", broker=broker, backend=settings.result_backend or broker, include=TASK_MODULES)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     # body_encoding utf-8: a JSON body travels as it is, not base64 inside the JSON envelope
@@ -98,5 +105,5 @@ def settings_of(app: Celery) -> Settings:
     return app.sessiondb_settings
 
 
-#: the application every worker, beat, Flower and producer in this process uses
-app = make_app(Settings.from_env())
+#: the application every worker, beat and Flower in this process uses (`celery -A sessiondb.tasks`)
+app = make_app(Settings.from_env(), worker=True)

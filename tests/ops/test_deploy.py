@@ -17,14 +17,18 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 from fleet_fixtures import wait_until
+
+from sessiondb.ops.redis_server import FLEET_ACL, PRODUCER_ACL, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 ROLES = ("writer", "indexer", "scanner", "reader", "beat", "flower")
-CREDENTIALS = {"REDIS_PASSWORD": "s3cret-redis", "FLOWER_BASIC_AUTH": "ops:s3cret-flower"}
+CREDENTIALS = {"REDIS_PASSWORD": "s3cret-redis", "PRODUCER_PASSWORD": "s3cret-producer",
+               "FLOWER_BASIC_AUTH": "ops:s3cret-flower"}
 
 
 def healthcheck(service: str) -> str:
@@ -51,12 +55,56 @@ def test_every_role_runs_the_projects_image_with_no_install_at_start_and_no_sour
 
 def test_compose_requires_credentials_and_flower_is_published_on_loopback_with_a_login():
     text = (REPO / "docker-compose.yml").read_text()
-    assert "${REDIS_PASSWORD:?" in text and "--requirepass" in SERVICES["redis"]["command"]
+    assert "${REDIS_PASSWORD:?" in text and "${PRODUCER_PASSWORD:?" in text
     for role in ROLES:
-        assert "${REDIS_PASSWORD:?" in SERVICES[role]["environment"]["SESSIONDB_BROKER_URL"]
+        assert SERVICES[role]["environment"]["SESSIONDB_BROKER_URL"].startswith("redis://sessiondb:${REDIS_PASSWORD:?")
     assert SERVICES["flower"]["environment"]["SESSIONDB_FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert SERVICES["flower"]["ports"] == ["${FLOWER_BIND:-127.0.0.1}:5555:5555"]
     assert not [role for role in ROLES if role != "flower" and SERVICES[role].get("ports")]
+
+
+def test_the_compose_redis_lets_in_only_its_two_users_with_the_same_acl_as_up(tmp_path):
+    """The redis service's command, run here for real (as compose would: `$$` is `$`), with the
+    image's entrypoint standing in as a script that runs its arguments."""
+    kind, flag, script, name = SERVICES["redis"]["command"]
+    script = script.replace("$$", "$")
+    assert (kind, flag, name) == ("sh", "-c", "redis-server")
+    assert f"user producer on >$PRODUCER_PASSWORD {PRODUCER_ACL}\"" in script and FLEET_ACL in script
+    assert "$REDIS_PASSWORD" not in script.split("exec", 1)[1]  # the passwords stay off the command line
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    entrypoint = bin_dir / "docker-entrypoint.sh"
+    entrypoint.write_text('#!/bin/sh\nexec "$@"\n')
+    entrypoint.chmod(0o755)
+    port, data = free_port(), tmp_path / "data"
+    data.mkdir()
+    env = {**os.environ, **CREDENTIALS, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["sh", "-c", script, name, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)],
+                            env=env, stdout=subprocess.DEVNULL)
+    try:
+        fleet = redis.Redis(port=port, username="sessiondb", password=CREDENTIALS["REDIS_PASSWORD"])
+        wait_until(lambda: _answers(fleet), 20, "the compose redis to answer")
+        producer = redis.Redis(port=port, username="producer", password=CREDENTIALS["PRODUCER_PASSWORD"])
+        assert producer.lpush("writes", "x") == 1 and fleet.rpush("sessiondb:receipts:c", "r") == 1
+        for command in (("RPUSH", "sessiondb:receipts:c", "forged"), ("BRPOP", "writes", "1"), ("CONFIG", "GET", "*")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                producer.execute_command(*command)
+        with pytest.raises(redis.ResponseError):
+            fleet.config_get("*")
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).lpush("writes", "x")
+        fleet.close()
+        producer.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def test_the_dockerfile_copies_every_folder_the_package_is_built_from_and_runs_as_a_user():

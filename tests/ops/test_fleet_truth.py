@@ -106,7 +106,8 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     first = Up(tmp_path, env, "first")
     ups.append(first)
     first.wait_running()
-    broker_url = (root / "fleet" / "broker_url").read_text().strip()
+    broker_url = (root / "fleet" / "worker_broker_url").read_text().strip()  # the fleet's own user
+    producer_url = (root / "fleet" / "broker_url").read_text().strip()  # the producers'
     shown_url = printable_url(broker_url)  # the password is never printed
     assert f"broker {shown_url}" in first.output and broker_url not in first.output
 
@@ -118,7 +119,8 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     assert "a fleet is already running" in refusal and f"pid {first.proc.pid}" in refusal, refusal
     assert shown_url in refusal and broker_url not in refusal and f"http://127.0.0.1:{port}/" in refusal
     assert b"redis-server" not in second.stdout
-    assert (root / "fleet" / "broker_url").read_text().strip() == broker_url
+    assert (root / "fleet" / "broker_url").read_text().strip() == producer_url
+    assert (root / "fleet" / "worker_broker_url").read_text().strip() == broker_url
     record = json.loads((root / "fleet" / "launcher.lock").read_text())
     assert record["pid"] == first.proc.pid and record["broker_url"] == shown_url
 
@@ -165,4 +167,4 @@ def test_a_running_fleet_is_found_refuses_a_second_up_and_bars_direct_writes(tmp
     first.proc.send_signal(signal.SIGINT)
     assert first.proc.wait(90) == 0
     wait_until(lambda: not any(alive(pid) for pid in family), 60, "every fleet process to exit")
-    assert not (root / "fleet" / "broker_url").exists()
+    assert not (root / "fleet" / "broker_url").exists() and not (root / "fleet" / "worker_broker_url").exists()

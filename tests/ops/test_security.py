@@ -1,8 +1,9 @@
 """Security (issue 12): nobody in who was not let in.
 
 Store files are the owner's alone (0700 / 0600 whatever the umask); the fleet's Redis
-refuses clients without the fleet's credentials and the fleet's own user cannot run admin
-commands; Flower asks for a login and shows no message content.
+refuses clients without the fleet's credentials, the fleet's own user cannot run admin
+commands, and the producers' user can only publish and take its receipts; Flower asks for
+a login and shows no message content.
 
 Real processes only: `sessiondb up` and the CLI as subprocesses, a real redis-server,
 Flower over HTTP.
@@ -114,16 +115,21 @@ def test_up_lets_nobody_in_without_the_fleets_credentials_and_leaves_nothing_oth
     try:
         up.wait_running()
         creds = json.loads((root / "fleet" / "credentials").read_text())
-        broker_url = (root / "fleet" / "broker_url").read_text().strip()
+        broker_url = (root / "fleet" / "worker_broker_url").read_text().strip()
+        producer_url = (root / "fleet" / "broker_url").read_text().strip()  # what producers find
         parts = urlsplit(broker_url)
         assert (parts.username, parts.password) == ("sessiondb", creds["redis_password"])
-        assert len(creds["redis_password"]) >= 32 and creds["redis_password"] not in up.output
+        assert urlsplit(producer_url).username == "producer" == creds["producer_user"]
+        assert urlsplit(producer_url).password == creds["producer_password"] != creds["redis_password"]
+        for secret in ("redis_password", "producer_password"):
+            assert len(creds[secret]) >= 32 and creds[secret] not in up.output
         assert "sessiondb:***@" in up.output
         # the Flower login is printed once, when it is generated
         assert up.output.count(creds["flower_password"]) == 1, up.output
-        for path in ("fleet/credentials", "fleet/broker_url", "redis/sessiondb-redis.conf"):
+        for path in ("fleet/credentials", "fleet/broker_url", "fleet/worker_broker_url", "redis/sessiondb-redis.conf"):
             assert ((root / path).stat().st_mode & 0o777) == 0o600, path
-        assert creds["redis_password"] not in (root / "redis" / "sessiondb-redis.conf").read_text()
+        for secret in ("redis_password", "producer_password"):
+            assert creds[secret] not in (root / "redis" / "sessiondb-redis.conf").read_text()
 
         # With the fleet's credentials (found through the root, as `up` left them) a write commits.
         path = tmp_path / "w.jsonl"
@@ -154,6 +160,23 @@ def test_up_lets_nobody_in_without_the_fleets_credentials_and_leaves_nothing_oth
             with pytest.raises(redis.ResponseError):
                 fleet_redis.execute_command(*command)
         assert fleet_redis.ping() and fleet_redis.llen("writes") == 0
+        # The producers' user (the URL `sessiondb write` and SessionClient found above) publishes and
+        # takes receipts, and nothing else: it cannot forge a receipt or a read result, read or pop
+        # a queue (others' writes), list keys, or administer anything.
+        producer = redis.Redis.from_url(producer_url)
+        assert producer.ping()
+        for command in (("RPUSH", receipts_key, '{"receipts": [{"write_id": "f0", "status": "committed"}]}'),
+                        ("LPUSH", receipts_key, "{}"), ("SET", result_key, "{}"), ("PUBLISH", result_key, "{}"),
+                        ("LRANGE", "writes", "0", "-1"), ("BRPOP", "writes", "1"), ("LPOP", "reads"),
+                        ("BLMOVE", "writes", "writes.inflight", "RIGHT", "LEFT", "1"),
+                        ("LRANGE", receipts_key, "0", "-1"),
+                        ("LPUSH", "writes.inflight", "{}"), ("DEL", "writes"), ("SCAN", "0"), ("KEYS", "*"),
+                        ("PSUBSCRIBE", "*"), ("SUBSCRIBE", "celeryev"), ("FLUSHALL",), ("FLUSHDB",),
+                        ("CONFIG", "SET", "appendfsync", "no"), ("INFO",), ("ACL", "LIST"), ("EVAL", "return 1", "0")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                producer.execute_command(*command)
+        assert fleet_redis.lrange(receipts_key, 0, -1) == [b"{}"]  # untouched
+        producer.close()
         fleet_redis.close()
 
         # Flower: nothing without the login, /metrics included; no message content on its task pages.
@@ -270,7 +293,7 @@ def test_up_with_tls_files_runs_its_redis_on_tls_only_and_writes_commit(tmp_path
     try:
         up.wait_running()
         broker_url = (root / "fleet" / "broker_url").read_text().strip()
-        assert broker_url.startswith("rediss://sessiondb:") and "ssl_ca_certs=" in broker_url
+        assert broker_url.startswith("rediss://producer:") and "ssl_ca_certs=" in broker_url
         assert "rediss://sessiondb:***@" in up.output
         with pytest.raises(redis.ConnectionError):
             redis.Redis(host="127.0.0.1", port=urlsplit(broker_url).port, socket_timeout=5).ping()
@@ -282,3 +305,33 @@ def test_up_with_tls_files_runs_its_redis_on_tls_only_and_writes_commit(tmp_path
         up.stop()
     finally:
         up.kill()
+
+
+def test_credentials_kept_by_an_older_up_keep_their_passwords_and_gain_a_producer_user(tmp_path):
+    from sessiondb.ops import credentials
+
+    path = tmp_path / credentials.CREDENTIALS_FILE
+    path.parent.mkdir(mode=0o700)
+    old = {"redis_user": "sessiondb", "redis_password": "old-redis-pass", "flower_user": "sessiondb",
+           "flower_password": "old-flower-pass"}
+    path.write_text(json.dumps(old))
+    path.chmod(0o600)
+    creds = credentials.read(tmp_path)
+    assert creds is not None and (creds.redis_password, creds.flower_password) == ("old-redis-pass", "old-flower-pass")
+    assert creds.producer_user == "producer" and len(creds.producer_password) >= 32
+    assert credentials.read(tmp_path) == creds  # kept, not generated again
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_producers_find_the_producers_url_and_workers_the_fleets(tmp_path):
+    from sessiondb.tasks.celery_app import BROKER_FILE, WORKER_BROKER_FILE, configured_broker
+
+    settings = Settings.from_env(clean_env(SESSIONDB_ROOT=str(tmp_path)))
+    (tmp_path / "fleet").mkdir()
+    (tmp_path / BROKER_FILE).write_text("redis://producer:p@127.0.0.1:1/0\n")
+    assert configured_broker(settings) == configured_broker(settings, worker=True) == "redis://producer:p@127.0.0.1:1/0"
+    (tmp_path / WORKER_BROKER_FILE).write_text("redis://sessiondb:w@127.0.0.1:1/0\n")
+    assert configured_broker(settings) == "redis://producer:p@127.0.0.1:1/0"
+    assert configured_broker(settings, worker=True) == "redis://sessiondb:w@127.0.0.1:1/0"
+    configured = Settings.from_env(clean_env(SESSIONDB_ROOT=str(tmp_path), SESSIONDB_BROKER_URL="redis://mine/0"))
+    assert configured_broker(configured) == configured_broker(configured, worker=True) == "redis://mine/0"
