@@ -52,8 +52,14 @@ def basic_auth_for(settings: Settings, address: str, say=lambda line: print(line
     return creds.flower_basic_auth
 
 
+#: how long Flower waits for workers to answer an inspection (its default, 1 s, is shorter than a
+#: busy 2-core machine needs: every miss is a WARNING "Inspect method ... failed" in its log)
+INSPECT_TIMEOUT_MS = 10_000
+
+
 def flower_argv(port: int, address: str, basic_auth: str) -> list[str]:
-    return ["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"]
+    return ["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}",
+            f"--inspect_timeout={INSPECT_TIMEOUT_MS}"]
 
 
 def _results_not_shown(*_args: object, **_kwargs: object) -> None:

@@ -59,7 +59,7 @@ def test_producer_batches_many_writes_into_few_broker_messages(fleet):
         client.write("s", [{"type": "message/added", "role": "user", "content": "0"}])
         # nothing is in flight, so the first write is published alone at once (waited for here:
         # on a loaded machine the loop below could otherwise outrun the sender thread)
-        wait_until(lambda: fleet.redis.llen(WRITES) == 1, 10, "the first write's message")
+        wait_until(lambda: fleet.redis.llen(WRITES) == 1, 60, "the first write's message")
         for k in range(1, 1000):
             client.write("s", [{"type": "message/added", "role": "user", "content": str(k)}])
         client.flush()
@@ -75,7 +75,7 @@ def test_a_lone_write_is_sent_at_once_and_later_ones_linger_while_it_is_in_fligh
     client = SessionClient(fleet.settings, linger_ms=30_000)
     try:
         client.write("s", [{"type": "message/added", "role": "user", "content": "first"}])
-        wait_until(lambda: fleet.redis.llen(WRITES) == 1, timeout=10)  # no flush(), no 30 s linger
+        wait_until(lambda: fleet.redis.llen(WRITES) == 1, timeout=20)  # no flush(), under the 30 s linger
         client.write("s", [{"type": "message/added", "role": "user", "content": "second"}])
         time.sleep(0.5)
         assert fleet.redis.llen(WRITES) == 1  # the first has no receipt yet: the second lingers
