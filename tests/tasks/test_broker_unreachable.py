@@ -50,7 +50,9 @@ def test_cli_write_against_a_broker_nobody_listens_on_says_so_within_the_timeout
     stderr = done.stderr.decode()
     assert done.returncode == 1 and f"cannot reach the broker at {url}" in stderr, stderr
     assert "writer running" not in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
-    assert elapsed < 5 + 10  # the 5 s given plus the interpreter's start on a busy machine; it was 12 s of waiting
+    # the 5 s given plus the interpreter's start (10-20 s on a loaded 2-core machine); kombu's own
+    # retries, the bug this guards against, wait minutes
+    assert elapsed < 5 + 40
 
 
 def test_a_stale_broker_file_left_by_a_killed_fleet_is_named(tmp_path):
