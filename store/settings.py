@@ -19,6 +19,10 @@ PREFIX = "SESSIONDB_"
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: store root directory: store.sqlite, blobs/, index.sqlite, quarantine/, writer.lock
     root: str = "./var/store"
+    #: the canonical store's database: empty (default) -> SQLite, store.sqlite in the root; or a
+    #: PostgreSQL URL, `postgresql://user:password@host:5432/db` (docs/postgres.md). Never logged
+    #: with its password; blob files above `inline_max_bytes` stay in the root's blobs/
+    database_url: str = ""
     #: Celery broker / result backend; empty broker -> `sessiondb up` starts a private Redis
     broker_url: str = ""
     result_backend: str = ""
