@@ -72,13 +72,16 @@ def empty_database(url: str) -> None:
 
 
 @pytest.fixture
+def pg_database_url(store_database: str) -> str:
+    """The test PostgreSQL database, emptied (for tests of the PostgreSQL backend alone)."""
+    empty_database(store_database)
+    return store_database
+
+
+@pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest) -> str:
     """The backend's `database_url` setting: "" (SQLite) or the emptied test database."""
-    if backend == "sqlite":
-        return ""
-    url = request.getfixturevalue("store_database")
-    empty_database(url)
-    return url
+    return "" if backend == "sqlite" else request.getfixturevalue("pg_database_url")
 
 
 @pytest.fixture
