@@ -429,9 +429,14 @@ def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10
 def open_postgres_engine(url: URL, *, readonly: bool = False) -> Engine:
     """An engine on a PostgreSQL store (psycopg 3). `readonly`: every session of it is read-only
     (`default_transaction_read_only`), whatever the role may do."""
-    options = "-c default_transaction_read_only=on" if readonly else ""
-    return create_engine(url, pool_size=8, max_overflow=8, hide_parameters=True,
-                         connect_args={"application_name": "sessiondb", "connect_timeout": 10, "options": options})
+    args: dict[str, object] = {"application_name": "sessiondb", "connect_timeout": 10}
+    args = {k: v for k, v in args.items() if k not in url.query}  # the URL's own parameters win
+    if readonly:
+        given = url.query.get("options", "")
+        args["options"] = f"{given if isinstance(given, str) else ' '.join(given)} -c default_transaction_read_only=on"
+    # (and the driver's own flag: SQLAlchemy resets a pooled connection's `read_only` to False)
+    return create_engine(url, pool_size=8, max_overflow=8, hide_parameters=True, connect_args=args,
+                         execution_options={"postgresql_readonly": True} if readonly else {})
 
 
 def found_version(conn: Connection, path: Path | str, *, empty_ok: bool) -> int:
