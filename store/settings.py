@@ -102,6 +102,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: Flower to answer HTTP; past it everything is stopped and `up` exits non-zero
     fleet_start_timeout_s: float = 120.0
 
+    def __repr__(self) -> str:  # the database URL's password never reaches a log line or a traceback
+        from .rows.dialect import shown_setting
+
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        values["database_url"] = shown_setting(self.database_url)
+        fields = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"Settings({fields})"
+
     @property
     def message_limit(self) -> int:
         """The largest broker message body the writer decodes (`max_message_bytes`)."""

@@ -132,3 +132,13 @@ def shown(url: URL | str | Path) -> str:
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
     return str(url)
+
+
+def shown_setting(setting: str) -> str:
+    """The `database_url` setting as it may be shown (its password masked; unreadable: a placeholder)."""
+    if not setting.strip():
+        return setting
+    try:
+        return shown(make_url(setting.strip()))
+    except ArgumentError:
+        return "(unreadable)"

@@ -84,3 +84,8 @@ def test_a_reader_reads_one_snapshot_read_only_and_never_blocks_the_writer(tmp_p
         with pytest.raises(Exception, match="read-only transaction"), reader.engine.begin() as conn:
             conn.execute(text("DELETE FROM messages"))  # the reader's sessions refuse writes themselves
         assert len(writer.view("s")["messages"]) == 2
+
+
+def test_the_settings_never_show_the_database_password():
+    shown = repr(Settings(database_url="postgresql://u:s3cr3t@db.internal/sessions"))
+    assert "s3cr3t" not in shown and "postgresql://u:***@db.internal/sessions" in shown
