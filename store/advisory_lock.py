@@ -51,14 +51,17 @@ _HOLDER_SQL = ("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity 
 _held: dict[str, AdvisoryLock] = {}
 
 
-def connect(url: URL, application_name: str, **extra: Any) -> Any:
-    """A psycopg connection (autocommit) from a SQLAlchemy URL."""
+def connect(url: URL, **extra: Any) -> Any:
+    """A psycopg connection (autocommit) from a SQLAlchemy URL, with the URL's own parameters
+    and `extra` on top (`options`, server settings, are added to the URL's, not put instead)."""
     import psycopg
 
-    params: dict[str, Any] = {k: v for k, v in url.query.items() if isinstance(v, str)}
+    params: dict[str, Any] = {"connect_timeout": 10}
+    params.update({k: v for k, v in url.query.items() if isinstance(v, str)})
     params.update(host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
-    params = {k: v for k, v in params.items() if v is not None}
-    return psycopg.connect(autocommit=True, application_name=application_name, connect_timeout=10, **params, **extra)
+    for key, value in extra.items():
+        params[key] = f"{params[key]} {value}" if key == "options" and params.get(key) else value
+    return psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v is not None})
 
 
 class AdvisoryLock:
@@ -83,13 +86,18 @@ class AdvisoryLock:
 
     def _session(self) -> Any:
         if self._conn is None or self._conn.closed or self._pid != os.getpid():
-            self._conn = connect(self.url, f"{APP_PREFIX} pid={os.getpid()} host={socket.gethostname()}"[:63],
+            self._conn = connect(self.url, application_name=self._app_name(),
                                  keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
                                  options="-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
                                          " -c tcp_keepalives_count=3")
             self._pid = os.getpid()
             self.backend_pid = self._conn.info.backend_pid
         return self._conn
+
+    @staticmethod
+    def _app_name() -> str:
+        """How the lock session names its holder (`holder_pid` reads it back)."""
+        return f"{APP_PREFIX} pid={os.getpid()} host={socket.gethostname()}"[:63]
 
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it (a server that cannot be reached raises psycopg's error)."""

@@ -89,3 +89,13 @@ def test_a_reader_reads_one_snapshot_read_only_and_never_blocks_the_writer(tmp_p
 def test_the_settings_never_show_the_database_password():
     shown = repr(Settings(database_url="postgresql://u:s3cr3t@db.internal/sessions"))
     assert "s3cr3t" not in shown and "postgresql://u:***@db.internal/sessions" in shown
+
+
+def test_the_urls_own_parameters_are_kept_by_every_session(tmp_path, pg_database_url):
+    url = pg_database_url + "?options=-cstatement_timeout%3D600000&application_name=mine"
+    with Store.open(tmp_path / "s", settings(tmp_path / "s", url)) as store:
+        store.commit({"write_id": "w", "session": "s", "events": [{"type": "session/started"}]})  # + the lock session
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "10min"
+            assert conn.execute(text("SHOW application_name")).scalar() == "mine"
+        assert store.view("s")["session"]["session_id"] == "s"
