@@ -35,6 +35,7 @@ from .store import (
     WriteFailedError,
     WriterLockHeldError,
 )
+from .store.errors import DatabaseUrlError, WriterFencedError
 
 if TYPE_CHECKING or "pdoc" in sys.modules:
     # pdoc documents the names it finds in a module: building the API reference (docs/api.md)
@@ -74,5 +75,7 @@ __all__ = [
     "ValidationError",
     "WriteFailedError",
     "WriterLockHeldError",
+    "DatabaseUrlError",
+    "WriterFencedError",
     "__version__",
 ]

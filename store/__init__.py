@@ -7,6 +7,7 @@ from .errors import (
     AliasConflictError,
     ConflictError,
     CorruptBlobError,
+    DatabaseUrlError,
     HeadConflictError,
     IdConflictError,
     InternalError,
@@ -18,6 +19,7 @@ from .errors import (
     StoreError,
     ValidationError,
     WriteFailedError,
+    WriterFencedError,
     WriterLockHeldError,
 )
 from .settings import Settings
@@ -41,6 +43,8 @@ __all__ = [
     "ValidationError",
     "WriteFailedError",
     "WriterLockHeldError",
+    "DatabaseUrlError",
+    "WriterFencedError",
     "raise_for",
     "receipt_counts",
 ]

@@ -263,3 +263,27 @@ class ReadOnlyStoreError(StoreError):
         super().__init__(f"store at {root} was opened read-only; open it without readonly=True to write",
                          root=root)
         self.root = root
+
+
+class DatabaseUrlError(StoreError):
+    """`SESSIONDB_DATABASE_URL` is not a database URL sessiondb can open (the URL is shown
+    without its password)."""
+
+    kind = "store/database-url"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"SESSIONDB_DATABASE_URL {url}: {reason}", url=url, reason=reason)
+        self.url, self.reason = url, reason
+
+
+class WriterFencedError(StoreError):
+    """This process was the writer of a PostgreSQL store but no longer holds its writer lock
+    (its lock session was cut, or another writer took over): the group was not committed, and
+    this writer must step down (wait for the lock again) before it writes anything."""
+
+    kind = "store/writer-fenced"
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"store at {store}: not the writer any more ({reason}); nothing of this group was"
+                         " committed", store=store, reason=reason)
+        self.store, self.reason = store, reason

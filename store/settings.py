@@ -19,6 +19,10 @@ PREFIX = "SESSIONDB_"
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: store root directory: store.sqlite, blobs/, index.sqlite, quarantine/, writer.lock
     root: str = "./var/store"
+    #: the canonical store's database: empty (default) -> SQLite, store.sqlite in the root; or a
+    #: PostgreSQL URL, `postgresql://user:password@host:5432/db` (docs/postgres.md). Never logged
+    #: with its password; blob files above `inline_max_bytes` stay in the root's blobs/
+    database_url: str = ""
     #: Celery broker / result backend; empty broker -> `sessiondb up` starts a private Redis
     broker_url: str = ""
     result_backend: str = ""
@@ -97,6 +101,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: `sessiondb up`: seconds for the writer to take its lock, every worker to answer a ping and
     #: Flower to answer HTTP; past it everything is stopped and `up` exits non-zero
     fleet_start_timeout_s: float = 120.0
+
+    def __repr__(self) -> str:  # the database URL's password never reaches a log line or a traceback
+        from .rows.dialect import shown_setting
+
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        values["database_url"] = shown_setting(self.database_url)
+        fields = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"Settings({fields})"
 
     @property
     def message_limit(self) -> int:

@@ -8,13 +8,20 @@
     store = Store.open("var/store", readonly=True)   # reads only: creates and migrates nothing
 
 Owns the store root (store.sqlite, blobs/, quarantine/), opening and migrating it, and
-running group commits and read views each in one SQLite transaction. It never imports
+running group commits and read views each in one database transaction. It never imports
 Celery: the workers drive it.
 
-One writer per root: a commit holds the root's writer lock (`store.writer_lock`). A
-process that already holds it (the fleet's writer) commits at once; any other process
-takes it for the length of the commit, or, while another process holds it (a running
-fleet), gets `WriterLockHeldError` and nothing is written. Reads never need the lock.
+The canonical database is store.sqlite in the root, or the PostgreSQL database of
+`Settings.database_url` (docs/postgres.md): then the root keeps only the blob files (and
+quarantine/), and every writer and reader of the store must reach the same root.
+
+One writer per store: a commit holds the store's writer lock (`store.writer_lock`, a flock
+on SQLite; `store.advisory_lock` on PostgreSQL, checked again inside each group's
+transaction). A process that already holds it (the fleet's writer, or `hold_writer_lock`)
+commits at once; any other process takes it for the length of the commit, or, while another
+process holds it (a running fleet), gets `WriterLockHeldError` and nothing is written.
+Reads never need the lock; on PostgreSQL each view is one REPEATABLE READ, READ ONLY
+transaction (one snapshot, never blocking the writer).
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from . import views
+from . import advisory_lock, views
+from .advisory_lock import AdvisoryLock
 from .blobs import BlobStore, inline
 from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
 from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
-from .rows.schema import check_adoptable, check_readable, migrate, open_engine
+from .rows import dialect, hot
+from .rows.schema import check_adoptable, check_readable, migrate, open_engine, open_postgres_engine
 from .settings import Settings
 from .writer_lock import WriterLock, holder_pid
 from .writes.commit import GroupCommit
@@ -78,10 +87,22 @@ class Store:
         self.root = root
         self.settings = settings
         self.readonly = readonly
-        path = root / "store.sqlite"
-        if not readonly:
-            check_adoptable(path)
-        self.engine = open_engine(path, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms, readonly=readonly)
+        #: the PostgreSQL database (None: store.sqlite in the root); `database` shows it without password
+        self.database_url = dialect.database_url(settings.database_url)
+        if self.database_url is None:
+            path: Path | str = root / "store.sqlite"
+            if not readonly:
+                check_adoptable(path)
+            self.engine = open_engine(path, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms,
+                                      readonly=readonly)
+            self._read_engine = self.engine
+        else:
+            path = dialect.shown(self.database_url)
+            self.engine = open_postgres_engine(self.database_url, readonly=readonly)
+            # a view is one snapshot: REPEATABLE READ, READ ONLY (it never blocks the writer)
+            self._read_engine = self.engine.execution_options(isolation_level="REPEATABLE READ",
+                                                              postgresql_readonly=True)
+        self.database = str(path)
         try:
             # the file is checked before anything else is touched: a bad one is reported, not adopted
             if readonly:
@@ -92,7 +113,10 @@ class Store:
             self.engine.dispose()
             raise
         self.blobs = BlobStore(root, readonly=readonly)
-        self._writer_lock = WriterLock(root)  # taken for each commit unless this process is the writer
+        # taken for each commit unless this process is the writer
+        self._writer_lock: WriterLock | AdvisoryLock = (
+            WriterLock(root) if self.database_url is None else AdvisoryLock(self.database_url))
+        self._holding = False  # `hold_writer_lock` took it: given back by `close`
         self._commit_lock = threading.Lock()  # one commit at a time on the kept write connection
         self._write_conn: Connection | None = None
         self._write_pid = 0
@@ -120,6 +144,10 @@ class Store:
         """
         path = Path(root)
         settings = settings or Settings.from_env(root=str(path))
+        if dialect.database_url(settings.database_url) is not None:  # PostgreSQL: the root holds blob files
+            if not readonly:
+                make_private_dir(path)
+            return cls(path, settings, readonly=readonly)
         if readonly:
             if not path.is_dir():
                 raise NoStoreError(str(path), "no such directory" if not path.exists() else "not a directory")
@@ -140,9 +168,15 @@ class Store:
         return cls.open(root, settings, readonly=True)
 
     def close(self) -> None:
-        """Close the SQLite connections and stop the blob I/O thread and processes."""
+        """Close the database connections (and give back a writer lock `hold_writer_lock` took),
+        and stop the blob I/O thread and processes."""
         with self._commit_lock:
             self._drop_write_connection()
+            if self._holding:
+                self._writer_lock.release()
+                self._holding = False
+            if isinstance(self._writer_lock, AdvisoryLock):
+                self._writer_lock.close()
         self.engine.dispose()
         self.blobs.close()
 
@@ -179,12 +213,22 @@ class Store:
             return []
         if self.readonly:
             raise ReadOnlyStoreError(str(self.root))
-        with self._commit_lock, self.writer_lock():
+        with self._commit_lock, self.writer_lock() as fence:
             conn = self._write_connection()
             try:
-                conn.info["begin"] = "BEGIN IMMEDIATE"
+                if fence is None:
+                    conn.info["begin"] = "BEGIN IMMEDIATE"
                 with conn.begin(), gc_paused():
-                    return GroupCommit(conn, self.blobs, self.settings).run(writes)
+                    if fence is not None:  # PostgreSQL: still the writer? (else WriterFencedError, nothing written)
+                        cursor = hot.cursor_of(conn)
+                        try:
+                            fence.fence(cursor)
+                        finally:
+                            cursor.close()
+                    receipts = GroupCommit(conn, self.blobs, self.settings).run(writes)
+                if fence is not None:
+                    fence.committed()
+                return receipts
             except BaseException:
                 self._drop_write_connection()  # whatever state it was left in, the next commit starts afresh
                 raise
@@ -202,19 +246,34 @@ class Store:
             conn.close()
 
     @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the root's writer lock for a commit: already ours (we are the fleet's writer),
-        or taken now and given back after; `WriterLockHeldError` if another process holds it."""
+    def writer_lock(self) -> Iterator[AdvisoryLock | None]:
+        """Hold the store's writer lock for a commit: already ours (we are the fleet's writer),
+        or taken now and given back after; `WriterLockHeldError` if another process holds it.
+        Yields the AdvisoryLock to fence the transaction with (PostgreSQL), else None."""
         lock = self._writer_lock
-        if lock.held_in_process():
-            yield
+        if isinstance(lock, AdvisoryLock):
+            holder = advisory_lock.held_here(lock.url)
+            if holder is not None:
+                yield holder
+                return
+        elif lock.held_in_process():
+            yield None
             return
         if not lock.try_acquire():
-            raise WriterLockHeldError(str(self.root), holder_pid(self.root))
+            pid = lock.holder_pid() if isinstance(lock, AdvisoryLock) else holder_pid(self.root)
+            raise WriterLockHeldError(self.database if isinstance(lock, AdvisoryLock) else str(self.root), pid)
         try:
-            yield
+            yield lock if isinstance(lock, AdvisoryLock) else None
         finally:
             lock.release()
+
+    def hold_writer_lock(self, poll_s: float = 0.2, on_wait: Any = None) -> None:
+        """Become this store's writer until `close` (or, on PostgreSQL, until fenced): wait as a
+        standby while another process holds the writer lock (`on_wait(holder_pid)` is called
+        once then), take it, and keep it, so that every commit of this process commits at once.
+        After a `WriterFencedError` call it again to wait for the lock anew."""
+        self._writer_lock.acquire(poll_s=poll_s, on_wait=on_wait)
+        self._holding = True
 
     def commit(self, write: dict[str, Any]) -> dict[str, Any]:
         """Apply one write (see `commit_many`).
@@ -259,7 +318,7 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------
     def _read(self) -> Connection:
-        return self.engine.connect()
+        return self._read_engine.connect()
 
     def resolve(self, name: str) -> tuple[str, str | None]:
         """Resolve a name: a session id, an alias, or `session#head`.

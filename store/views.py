@@ -20,7 +20,7 @@ from .blobs import BlobStore, inline
 from .blobs.canonical import TEXT
 from .errors import NotFoundError
 from .gc_pause import gc_paused
-from .rows import branch, schema
+from .rows import branch, dialect, schema
 from .rows.branch import Membership
 
 COLLECTIONS: dict[str, tuple[Table, str]] = {
@@ -104,16 +104,16 @@ def branch_rows(conn: Connection, table: Table, order: str, members: Membership)
         params: list[Any] = [session]
         for lo, hi in ranges:
             params += (lo, hi)
-        result = conn.exec_driver_sql(_branch_sql(table.name, order, len(ranges)), tuple(params))
+        result = conn.exec_driver_sql(_branch_sql(table.name, order, len(ranges), dialect.of(conn)), tuple(params))
         rows += _dicts(result)
     return rows
 
 
 @functools.lru_cache(maxsize=256)
-def _branch_sql(table: str, order: str, spans: int) -> str:
+def _branch_sql(table: str, order: str, spans: int, backend: dialect.Dialect) -> str:
     """The SQL of one session's part of a branch (views run it often: built once, not per call)."""
-    ranges = " OR ".join(["event_id BETWEEN ? AND ?"] * spans) or "0"
-    return f"SELECT * FROM {table} WHERE session_id = ? AND ({ranges}) ORDER BY {order}"
+    ranges = " OR ".join(["event_id BETWEEN ? AND ?"] * spans) or backend.false
+    return backend.sql(f"SELECT * FROM {table} WHERE session_id = ? AND ({ranges}) ORDER BY {order}")
 
 
 def counters(conn: Connection, session: str) -> dict[str, int]:
@@ -188,7 +188,7 @@ def message_records(conn: Connection, blobs: BlobStore, session: str, include_co
     # one join of the messages with their blobs' media types and inline bytes; only blobs
     # stored as files are read afterwards, one by one
     if all_branches:
-        records = _content_rows(conn.exec_driver_sql(_content_sql(0), (session,)))
+        records = _content_rows(conn.exec_driver_sql(_content_sql(0, dialect.of(conn)), (session,)))
     else:
         members = own_last(branch.load(msgspec.json.decode(row["branch"])), session)
         records = []
@@ -196,7 +196,7 @@ def message_records(conn: Connection, blobs: BlobStore, session: str, include_co
             params: list[Any] = [sid]
             for lo, hi in ranges:
                 params += (lo, hi)
-            records += _content_rows(conn.exec_driver_sql(_content_sql(len(ranges)), tuple(params)))
+            records += _content_rows(conn.exec_driver_sql(_content_sql(len(ranges), dialect.of(conn)), tuple(params)))
     files = [r for r in records if r["content"] is None]
     if files:
         data = inline.read_many(conn, blobs, [r["content_blob"] for r in files])
@@ -209,14 +209,14 @@ _MESSAGE_COLUMNS = [c.name for c in schema.messages.columns]
 
 
 @functools.lru_cache(maxsize=64)
-def _content_sql(spans: int) -> str:
+def _content_sql(spans: int, backend: dialect.Dialect) -> str:
     """Messages of one session (in `spans` event ranges; 0: all of them) with their content."""
     where = "" if spans == 0 else " AND (" + " OR ".join(["m.event_id BETWEEN ? AND ?"] * spans) + ")"
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_COLUMNS)
-    return (f"SELECT {columns}, b.media_type, bb.data FROM messages m"
-            " JOIN blobs b ON b.blob_id = m.content_blob"
-            " LEFT JOIN blob_bytes bb ON bb.bytes_id = b.bytes_id"
-            f" WHERE m.session_id = ?{where} ORDER BY m.message_id")
+    return backend.sql(f"SELECT {columns}, b.media_type, bb.data FROM messages m"
+                       " JOIN blobs b ON b.blob_id = m.content_blob"
+                       " LEFT JOIN blob_bytes bb ON bb.bytes_id = b.bytes_id"
+                       f" WHERE m.session_id = ?{where} ORDER BY m.message_id")
 
 
 def _content_rows(result: Any) -> list[dict[str, Any]]:

@@ -8,6 +8,11 @@ inline tier) and the blob files alone; then a second mix where 10% of the writes
 
     python -m ops.bench.store_write [--warm] [--writes 20000] [--group 2000] [--single 1000] [--repeat 3]
     python -m ops.bench.store_write --sweep 4,16,32,64,128   # inline vs file, per payload size (KiB)
+    python -m ops.bench.store_write --postgres   # ... and the same writes on PostgreSQL, side by side
+
+`--postgres` starts a private PostgreSQL server (`ops/postgres_server.py`: the local disk,
+fsync and synchronous_commit on), gives each run a fresh database, and prints its
+one-per-write and group-commit rates beside SQLite's, with the ratio.
 """
 
 from __future__ import annotations
@@ -54,6 +59,35 @@ def fresh_store(base: str, name: str, warm: bool = False, **settings: object) ->
     store.commit({"write_id": f"{name}-start", "session": "bench", "events": [{"type": "session/started"}]})
     os.sync()  # earlier runs' dirty pages are written before this one is timed (stores are removed at the end)
     return store
+
+
+def postgres_rates(base: str, args: argparse.Namespace) -> tuple[float, list[float]]:
+    """(one-per-write rate, group-commit rates) on a private PostgreSQL server, a database per run."""
+    import psycopg
+
+    from sessiondb.ops.postgres_server import EmbeddedPostgres
+
+    server_dir = tempfile.mkdtemp(prefix="sessiondb-pg-bench-")  # as root, the server's user must reach it
+    server = EmbeddedPostgres(server_dir).start()
+    try:
+        def database(name: str) -> str:
+            with psycopg.connect(server.url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+        single = fresh_store(base, "pg-single", args.warm, database_url=database("single"))
+        writes = make_writes(args.single, "bench", "pg-single")
+        start = time.perf_counter()
+        for write in writes:
+            single.commit_many([write])
+        single_rate = len(writes) / (time.perf_counter() - start)
+        single.close()
+        rates = [group_rate(base, f"pg-inline{k}", args, database_url=database(f"inline{k}"))
+                 for k in range(args.repeat)]
+        return single_rate, rates
+    finally:
+        server.stop()
+        shutil.rmtree(server_dir, ignore_errors=True)
 
 
 def group_rate(base: str, name: str, args: argparse.Namespace, large_every: int = 0, writes_n: int = 0,
@@ -111,6 +145,8 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true",
                         help="pre-create the 65,536 blob directories (steady state of a store in use)")
     parser.add_argument("--sweep", default="", help="only the threshold sweep: payload sizes in KiB, e.g. 4,16,64")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also run the one-per-write and group-commit runs on a private PostgreSQL server")
     parser.add_argument("--dir", default=None,
                         help="where to create the stores, kept afterwards (default: a temp dir under ./var, removed)")
     args = parser.parse_args()
@@ -135,6 +171,8 @@ def main() -> None:
             runs["files"].append(group_rate(base, f"files{k}", args, inline_max_bytes=0))
             runs["blobs"].append(blob_rate(base, f"blobs{k}", args))
             runs["large"].append(group_rate(base, f"large{k}", args, large_every=10, writes_n=args.large_writes))
+        if args.postgres:
+            pg_single, runs["pg"] = postgres_rates(base, args)
     finally:
         if args.dir is None:  # a --dir given is kept (deleting files slows creating them: docs/benchmarks.md)
             shutil.rmtree(base, ignore_errors=True)
@@ -155,7 +193,14 @@ def main() -> None:
           "  (one new 1 KiB file per write, no SQLite)")
     print(f"mix, 10% of writes 256 KiB: {median['large']:9,.0f} writes/s  median of [{each('large')}]"
           f"  ({args.large_writes} writes; the large payloads are files)")
-    print("targets: group >= 30,000 writes/s and >= 50x one-per-write")
+    if args.postgres:
+        pg = statistics.median(runs["pg"])
+        print(f"PostgreSQL, one per write : {pg_single:9,.0f} writes/s  ({args.single} writes, 1 KiB inline;"
+              f" {pg_single / single_rate:.0%} of SQLite's)")
+        print(f"PostgreSQL, group commit  : {pg:9,.0f} writes/s  median of [{each('pg')}]"
+              f"  ({pg / median['inline']:.0%} of SQLite's; a local server, fsync and synchronous_commit on)")
+    print("targets: group >= 30,000 writes/s and >= 50x one-per-write"
+          + ("; PostgreSQL group commit >= 50% of SQLite's" if args.postgres else ""))
 
 
 if __name__ == "__main__":

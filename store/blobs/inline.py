@@ -21,6 +21,7 @@ import blake3
 from sqlalchemy import Connection
 
 from ..errors import CorruptBlobError
+from ..rows import dialect
 from .disk import BlobFiles
 
 _CHUNK = 500
@@ -46,7 +47,7 @@ def read_many(conn: Connection, files: BlobFiles, blob_ids: Iterable[str]) -> di
     found: dict[str, bytes] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        sql = _READ.format(", ".join("?" * len(chunk)))
+        sql = dialect.of(conn).sql(_READ.format(", ".join("?" * len(chunk))))
         for blob_id, _status, data in conn.exec_driver_sql(sql, tuple(chunk)):
             if data is not None:
                 found[blob_id] = checked(blob_id, bytes(data))
@@ -62,7 +63,8 @@ def stored_tiers(conn: Connection, blob_ids: Iterable[str]) -> dict[str, tuple[i
     found: dict[str, tuple[int | None, str]] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        sql = f"SELECT blob_id, bytes_id, status FROM blobs WHERE blob_id IN ({', '.join('?' * len(chunk))})"
+        marks = ", ".join([dialect.of(conn).mark] * len(chunk))
+        sql = f"SELECT blob_id, bytes_id, status FROM blobs WHERE blob_id IN ({marks})"
         for blob_id, bytes_id, status in conn.exec_driver_sql(sql, tuple(chunk)):
             found[blob_id] = (bytes_id, status)
     return found
@@ -76,7 +78,8 @@ def next_bytes_id(conn: Connection) -> int:
 
 def bytes_of(conn: Connection, bytes_id: int) -> bytes | None:
     """The stored bytes of one `blob_bytes` row, unchecked (None: no such row)."""
-    row = conn.exec_driver_sql("SELECT data FROM blob_bytes WHERE bytes_id = ?", (bytes_id,)).first()
+    sql = dialect.of(conn).sql("SELECT data FROM blob_bytes WHERE bytes_id = ?")
+    row = conn.exec_driver_sql(sql, (bytes_id,)).first()
     return None if row is None else bytes(row[0])
 
 
@@ -84,9 +87,10 @@ def quarantine(conn: Connection, blob_id: str, bytes_id: int, at: str) -> int:
     """Move corrupt inline bytes to `blob_quarantine` (never deleted) and mark the blob's row
     'quarantined' with no tier: writing the same content again stores it anew and clears the
     mark. Returns the quarantine row's id. The caller holds the write lock."""
-    conn.exec_driver_sql("INSERT INTO blob_quarantine (blob_id, data, quarantined_at)"
-                         " SELECT ?, data, ? FROM blob_bytes WHERE bytes_id = ?", (blob_id, at, bytes_id))
+    sql = dialect.of(conn).sql
+    conn.exec_driver_sql(sql("INSERT INTO blob_quarantine (blob_id, data, quarantined_at)"
+                             " SELECT ?, data, ? FROM blob_bytes WHERE bytes_id = ?"), (blob_id, at, bytes_id))
     quarantine_id = int(conn.exec_driver_sql("SELECT max(quarantine_id) FROM blob_quarantine").scalar_one())
-    conn.exec_driver_sql("DELETE FROM blob_bytes WHERE bytes_id = ?", (bytes_id,))
-    conn.exec_driver_sql("UPDATE blobs SET status = 'quarantined', bytes_id = NULL WHERE blob_id = ?", (blob_id,))
+    conn.exec_driver_sql(sql("DELETE FROM blob_bytes WHERE bytes_id = ?"), (bytes_id,))
+    conn.exec_driver_sql(sql("UPDATE blobs SET status = 'quarantined', bytes_id = NULL WHERE blob_id = ?"), (blob_id,))
     return quarantine_id

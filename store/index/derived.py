@@ -11,7 +11,8 @@ its error inside the index) and indexing goes on.
 writes the next generation from scratch and swaps the link atomically: readers keep
 reading the generation they opened (SQLite names a WAL after the real file, so
 generations never share one) and never see a half-built index. The index can be deleted
-at any time and rebuilt. This module reads store.sqlite and never writes it.
+at any time and rebuilt. This module reads the store's database (store.sqlite, or the
+PostgreSQL database of `database_url`: the index stays a local file) and never writes it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from ..datalog import Database, DatalogError
 from ..private import FILE_MODE
+from ..rows import dialect
 from ..writes.facts import SCHEMA
 from . import replay as index_replay
 
@@ -38,19 +40,27 @@ Progress = Callable[[int, int], None]  # (applied so far, total to apply)
 
 
 class Index:
-    def __init__(self, root: str | os.PathLike[str], chunk: int = 2000) -> None:
+    def __init__(self, root: str | os.PathLike[str], chunk: int = 2000, *, database_url: str = "") -> None:
         self.root = Path(root)
         self.link = self.root / LINK
         self.chunk = chunk
         self._db: Database | None = None
         self._db_target: str | None = None
-        self._store: Engine = create_engine(f"sqlite:///file:{self.root / 'store.sqlite'}?mode=ro&uri=true")
+        url = dialect.database_url(database_url)
+        if url is None:
+            self._store: Engine = create_engine(f"sqlite:///file:{self.root / 'store.sqlite'}?mode=ro&uri=true")
+        else:
+            from ..rows.schema import open_postgres_engine
+
+            self._store = open_postgres_engine(url, readonly=True)
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], chunk: int = 2000, *, create: bool = True) -> Index:
-        """The index of the store at `root`; made (empty) if there is none, unless `create=False`
-        (a read-only caller: `status` then reports everything as lag)."""
-        index = cls(root, chunk)
+    def open(cls, root: str | os.PathLike[str], chunk: int = 2000, *, create: bool = True,
+             database_url: str = "") -> Index:
+        """The index of the store at `root` (its database: store.sqlite there, or the PostgreSQL
+        database `database_url`); made (empty) if there is none, unless `create=False` (a
+        read-only caller: `status` then reports everything as lag)."""
+        index = cls(root, chunk, database_url=database_url)
         if create and not index.exists():
             index._swap_to(index._new_generation())
         return index

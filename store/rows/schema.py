@@ -1,6 +1,9 @@
-"""The SQLite schema of store.sqlite, the engine that opens it, and forward-only migrations.
+"""The schema of the canonical store (store.sqlite, or a PostgreSQL database), the engines
+that open it, and forward-only migrations.
 
-Owns table definitions, indexes, pragmas and the schema version. Every lookup the views
+Owns table definitions, indexes, pragmas and the schema version; what the two backends spell
+differently is asked of `dialect.py`. On PostgreSQL a fresh database is created at the
+current version by the same migrations (the first one creates every table of `metadata`). Every lookup the views
 and the write path make is backed by a primary key or an index declared here; nothing
 scans a whole table. Times are ISO-8601 UTC strings (they sort as text). This module never
 decides what a write means: that is `commit.py` and `events.py`.
@@ -30,10 +33,12 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from ..errors import NotAStoreError, SchemaVersionError
+from . import dialect
 
 metadata = MetaData()
 S = String  # SQLite ignores lengths; keep the declarations short
@@ -364,7 +369,7 @@ def _v2(conn: Connection) -> None:
 
 def _v3(conn: Connection) -> None:
     """Write-id conflicts: the content digest of each committed write (NULL for older rows)."""
-    columns = {row[1] for row in conn.execute(text("PRAGMA table_info(writes)"))}
+    columns = dialect.of(conn).column_names(conn, "writes")
     if "digest" not in columns:  # a v1 store created by this sessiondb's `_v1` already has it
         conn.execute(text("ALTER TABLE writes ADD COLUMN digest VARCHAR"))
 
@@ -373,7 +378,7 @@ def _v4(conn: Connection) -> None:
     """Inline payloads: `blob_bytes`, `blob_quarantine` and the tier of each blob
     (`blobs.bytes_id`, NULL: a file). Existing blobs stay files (`sessiondb blobs pack`)."""
     metadata.create_all(conn, tables=[blob_bytes, blob_quarantine])
-    columns = {row[1] for row in conn.execute(text("PRAGMA table_info(blobs)"))}
+    columns = dialect.of(conn).column_names(conn, "blobs")
     if "bytes_id" not in columns:  # a v1 store created by this sessiondb's `_v1` already has it
         conn.execute(text("ALTER TABLE blobs ADD COLUMN bytes_id BIGINT"))
 
@@ -421,40 +426,54 @@ def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10
     return engine
 
 
-def found_version(conn: Connection, path: Path, *, empty_ok: bool) -> int:
-    """The schema version of the open store.sqlite (0: a new, empty database, if `empty_ok`).
+def open_postgres_engine(url: URL, *, readonly: bool = False) -> Engine:
+    """An engine on a PostgreSQL store (psycopg 3). `readonly`: every session of it is read-only
+    (`default_transaction_read_only`), whatever the role may do."""
+    args: dict[str, object] = {"application_name": "sessiondb", "connect_timeout": 10}
+    args = {k: v for k, v in args.items() if k not in url.query}  # the URL's own parameters win
+    if readonly:
+        given = url.query.get("options", "")
+        args["options"] = f"{given if isinstance(given, str) else ' '.join(given)} -c default_transaction_read_only=on"
+    # (and the driver's own flag: SQLAlchemy resets a pooled connection's `read_only` to False)
+    return create_engine(url, pool_size=8, max_overflow=8, hide_parameters=True, connect_args=args,
+                         execution_options={"postgresql_readonly": True} if readonly else {})
+
+
+def found_version(conn: Connection, path: Path | str, *, empty_ok: bool) -> int:
+    """The schema version of the open store (0: a new, empty database, if `empty_ok`).
 
     Raises NotAStoreError for a file that is not SQLite, an empty database (unless
     `empty_ok`) and another program's database (tables, but not sessiondb's `meta`): a
-    writer must never add sessiondb's tables to someone else's file."""
-    tables = {name for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+    writer must never add sessiondb's tables to someone else's database."""
+    backend = dialect.of(conn)
+    tables = backend.table_names(conn)
     if not tables:
         if empty_ok:
             return 0
-        raise NotAStoreError(str(path), "an empty SQLite database: no sessiondb tables")
+        raise NotAStoreError(str(path), f"an empty {backend.label} database: no sessiondb tables")
     row = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).first() if "meta" in tables else None
     if row is None:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-        raise NotAStoreError(str(path), f"a SQLite database of another program, with tables {shown}")
+        raise NotAStoreError(str(path), f"a {backend.label} database of another program, with tables {shown}")
     return int(row[0])
 
 
 @contextmanager
-def not_a_database_is_reported(path: Path) -> Iterator[None]:
+def not_a_database_is_reported(path: Path | str, engine: Engine | None = None) -> Iterator[None]:
     """SQLite's own refusal of a file ("file is not a database", "database disk image is
     malformed") as a NotAStoreError. OperationalError (busy, disk I/O, ...) is not about
-    what the file is, and passes through."""
+    what the file is, and passes through; so does everything PostgreSQL says."""
     try:
         yield
     except DatabaseError as exc:
-        if isinstance(exc, OperationalError):
+        if isinstance(exc, OperationalError) or (engine is not None and not dialect.of(engine).is_sqlite):
             raise
         raise NotAStoreError(str(path), str(exc.orig)) from None
 
 
-def check_readable(engine: Engine, path: Path, root: str) -> int:
+def check_readable(engine: Engine, path: Path | str, root: str) -> int:
     """The version of a store opened read-only; refuses anything it could not read as it is."""
-    with not_a_database_is_reported(path), engine.connect() as conn, conn.begin():
+    with not_a_database_is_reported(path, engine), engine.connect() as conn, conn.begin():
         found = found_version(conn, path, empty_ok=False)
     if found != SCHEMA_VERSION:
         raise SchemaVersionError(root, found, SCHEMA_VERSION)
@@ -476,21 +495,25 @@ def check_adoptable(path: Path) -> None:
         probe.dispose()
 
 
-def migrate(engine: Engine, root: str, path: Path | None = None) -> int:
+def migrate(engine: Engine, root: str, path: Path | str | None = None) -> int:
     """Bring the schema to SCHEMA_VERSION; refuse a store written by a newer sessiondb, and
-    a file that is not a sessiondb store (`found_version`)."""
+    a database that is not a sessiondb store (`found_version`)."""
     path = path or Path(root) / "store.sqlite"
-    with not_a_database_is_reported(path), engine.connect() as conn:
-        conn.info["begin"] = "BEGIN IMMEDIATE"
+    backend = dialect.of(engine)
+    with not_a_database_is_reported(path, engine), engine.connect() as conn:
+        if backend.write_begin:
+            conn.info["begin"] = backend.write_begin
         with conn.begin():
+            backend.lock_schema(conn)
             found = found_version(conn, path, empty_ok=True)
             if found > SCHEMA_VERSION:
                 raise SchemaVersionError(root, found, SCHEMA_VERSION)
             for version in range(found, SCHEMA_VERSION):
                 MIGRATIONS[version](conn)
             if found != SCHEMA_VERSION:
+                verb, tail = backend.replace(meta)
                 conn.execute(
-                    text("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', :v)"),
+                    text(f"{verb} INTO meta(key, value) VALUES ('schema_version', :v){tail}"),
                     {"v": str(SCHEMA_VERSION)},
                 )
     return SCHEMA_VERSION

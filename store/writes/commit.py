@@ -1,4 +1,4 @@
-"""Group commit: many session writes, one SQLite transaction, one receipt each.
+"""Group commit: many session writes, one database transaction, one receipt each.
 
 The write path is parse -> plan -> execute:
   1. parse: `model.parse_write` checks each write's shape (a bad one is rejected alone);
@@ -25,7 +25,6 @@ It never imports Celery; the writer worker calls `commit_many`.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import cache
 from operator import itemgetter
@@ -46,7 +45,7 @@ from ..errors import (
     WriteFailedError,
     echoed,
 )
-from ..rows import branch, hot, schema
+from ..rows import branch, dialect, hot, schema
 from ..settings import Settings
 from .context import GroupState, WriteContext
 from .events import apply_event
@@ -59,21 +58,27 @@ _json = msgspec.json.Encoder(order="sorted")
 #: the tables in dependency order (SQLAlchemy sorts them anew on every `sorted_tables`)
 _TABLES = schema.metadata.sorted_tables
 
-#: what executing a planned group can raise: SQLite (through SQLAlchemy or the DBAPI cursor) or the disk
-STORAGE_FAILURES = (SQLAlchemyError, sqlite3.Error, OSError)
+#: what executing a planned group can raise: the database (through SQLAlchemy or the DBAPI cursor) or the disk
+STORAGE_FAILURES = (SQLAlchemyError, *dialect.DRIVER_ERRORS, OSError)
 
 
 @cache
-def _bulk_sql(table: Table, verb: str, tail: str) -> tuple[str, Any]:
+def _bulk_sql(table: Table, verb: str, tail: str, mark: str) -> tuple[str, Any]:
     columns = [c.name for c in table.columns]
-    sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}){tail}"
+    sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}){tail}"
     return sql, itemgetter(*columns)
 
 
-def _bulk(cursor: Any, table: Table, verb: str, rows: Iterable[dict[str, Any]], tail: str = "") -> None:
+def _bulk(cursor: Any, mark: str, table: Table, verb: str, rows: Iterable[dict[str, Any]], tail: str = "") -> None:
     """executemany of full rows (every planned row carries every column of its table)."""
-    sql, values = _bulk_sql(table, verb, tail)
+    sql, values = _bulk_sql(table, verb, tail, mark)
     cursor.executemany(sql, map(values, rows))
+
+
+def _replace(cursor: Any, backend: dialect.Dialect, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """executemany of full rows that replace the stored row with the same key (`Dialect.replace`)."""
+    verb, tail = backend.replace(table)
+    _bulk(cursor, backend.mark, table, verb, rows, tail)
 
 
 def rejection(raw: Any, error: StoreError) -> dict[str, Any]:
@@ -131,7 +136,8 @@ class GroupCommit:
             except Exception as exc:  # noqa: BLE001 - no write may fail its group
                 parsed.append(None)
                 receipts.append(unexpected(raw, exc))
-        self.cursor, self.mark = hot.cursor_of(self.conn), hot.placeholder(self.conn)
+        self.cursor, self.backend = hot.cursor_of(self.conn), dialect.of(self.conn)
+        self.mark = self.backend.mark
         try:
             self._run(raws, parsed, receipts, at)
         finally:
@@ -314,7 +320,7 @@ class GroupCommit:
             rows.append((next_id, data))
             next_id += 1
         if rows:
-            cursor.executemany("INSERT INTO blob_bytes (bytes_id, data) VALUES (?, ?)", rows)
+            cursor.executemany(f"INSERT INTO blob_bytes (bytes_id, data) VALUES ({self.mark}, {self.mark})", rows)
             for row in group.blob_rows:
                 if row["blob_id"] in bytes_ids:
                     row["bytes_id"] = bytes_ids[row["blob_id"]]
@@ -322,20 +328,20 @@ class GroupCommit:
     def _insert_rows(self, group: GroupState) -> None:
         # One executemany per table, on the transaction's own DBAPI cursor with positional
         # tuples: SQLAlchemy's per-row parameter processing was a third of the writer's CPU.
-        cursor = self.cursor
+        cursor, mark = self.cursor, self.mark
         for table in _TABLES:
             rows = group.appended.get(table.name)
             if rows:
-                _bulk(cursor, table, "INSERT", rows)
+                _bulk(cursor, mark, table, "INSERT", rows)
             dirty = group.dirty.get(table.name)
             if dirty:
-                _bulk(cursor, table, "INSERT OR REPLACE", dirty.values())
+                _replace(cursor, self.backend, table, dirty.values())
         if group.inline:
             self._inline_rows(group, cursor)
         if group.blob_rows:
             # a blob seen before keeps its first row; writing it again clears a quarantine
             # mark (and, when its bytes were stored inline again just now, points at them)
-            _bulk(cursor, schema.blobs, "INSERT", group.blob_rows,
+            _bulk(cursor, mark, schema.blobs, "INSERT", group.blob_rows,
                   " ON CONFLICT (blob_id) DO UPDATE SET status = 'ok',"
                   " bytes_id = coalesce(excluded.bytes_id, blobs.bytes_id)")
         session_rows, counter_rows = [], []
@@ -347,8 +353,8 @@ class GroupCommit:
             counter_rows.extend({"session_id": sid, "kind": kind, "value": value}
                                 for kind, value in state.counters.items() if value)
         if session_rows:
-            _bulk(cursor, schema.sessions, "INSERT OR REPLACE", session_rows)
-            _bulk(cursor, schema.counters, "INSERT OR REPLACE", counter_rows)
+            _replace(cursor, self.backend, schema.sessions, session_rows)
+            _replace(cursor, self.backend, schema.counters, counter_rows)
 
     def _dead_letters(self, rejected: Iterable[tuple[Any, dict[str, Any]]], at: str) -> None:
         rows = []

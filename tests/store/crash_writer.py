@@ -3,7 +3,7 @@
 Usage: python crash_writer.py ROOT ROUND. Runs until killed. A line `ack <write_id>` is
 printed (and flushed) only after `commit_many` returned that write's receipt, i.e. after
 the write is durable: that is what the parent may hold the store to. Payloads are mixed:
-most are inline (in store.sqlite), some large enough to be blob files.
+most are inline (in the database), some large enough to be blob files.
 """
 
 import random
@@ -13,7 +13,8 @@ from sessiondb.store import Store
 
 root, round_no = sys.argv[1], int(sys.argv[2])
 rng = random.Random(round_no)
-store = Store.open(root)
+store = Store.open(root)  # SESSIONDB_DATABASE_URL set: on PostgreSQL
+store.hold_writer_lock()  # as a writer does (PostgreSQL may take a moment to see the last one's socket close)
 store.commit({"write_id": "start", "session": "crash", "events": [{"type": "session/started"}]})
 print("ready", flush=True)
 n = 0

@@ -12,7 +12,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessiondb.store import Store
+from sessiondb.store import Settings, Store
 
 
 class Model:
@@ -27,11 +27,21 @@ def op_write(session: str, n: int, *events: dict) -> dict:
     return {"write_id": f"{session}-{n}", "session": session, "events": list(events)}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_views_match_a_naive_model(data):
+def test_views_match_a_naive_model(database_url, reset_database):
+    # on PostgreSQL fewer examples (each commit is a round trip to the server and its fsync)
+    @settings(max_examples=12 if database_url else 40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data())
+    def run(data):  # noqa: ANN001, ANN202
+        views_match_the_model(data, database_url, reset_database)
+
+    run()
+
+
+def views_match_the_model(data, database_url, reset_database) -> None:  # noqa: ANN001
     model = Model()
-    with tempfile.TemporaryDirectory() as root, Store.open(root) as store:
+    reset_database()  # each example starts from an empty store, on either backend
+    with (tempfile.TemporaryDirectory() as root,
+          Store.open(root, Settings.from_env(root=root, database_url=database_url)) as store):
         n = 0
         sessions = ["s0"]
         store.commit(op_write("s0", n, {"type": "session/started"}))

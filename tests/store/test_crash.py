@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from sessiondb.store import Store
+from sessiondb.store import Settings, Store
 from sessiondb.store.integrity import check_consistency, scan_blobs
 
 CHILD = Path(__file__).with_name("crash_writer.py")
 ROUNDS = 20
+PG_ROUNDS = 8  # on PostgreSQL (each round starts a writer process and its server sessions)
 
 
 def run_and_kill(root: Path, round_no: int, rng: random.Random, env: dict[str, str]) -> set[str]:
@@ -78,7 +79,23 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
         time.sleep(0.1)
     assert not processes_using(root)
 
-    with Store.open(root) as store:
+    verify(root, acknowledged, env, integrity=True)
+
+
+def test_sigkill_of_a_postgresql_writer_at_random_moments_loses_nothing_acknowledged(tmp_path, pg_database_url):
+    rng = random.Random(4321)
+    root = tmp_path / "store"
+    env = {"SESSIONDB_DATABASE_URL": pg_database_url}
+    acknowledged: set[str] = set()
+    for round_no in range(PG_ROUNDS):
+        acknowledged |= run_and_kill(root, round_no, rng, env)
+    assert len(acknowledged) > PG_ROUNDS
+    verify(root, acknowledged, env, integrity=False)  # the integrity scans read store.sqlite (not yet PostgreSQL)
+
+
+def verify(root: Path, acknowledged: set[str], env: dict[str, str], integrity: bool) -> None:
+    settings = Settings.from_env({**os.environ, **env}, root=str(root))
+    with Store.open(root, settings) as store:
         records = store.message_records("crash", include_content=True, all_branches=True)  # verifies every blob
         firsts = collections.Counter(r["content"].split(" ")[0] for r in records)
         with store.engine.connect() as conn:
@@ -95,10 +112,12 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, env):
     assert sum(firsts.values()) == 2 * len(committed)  # nothing else: no partial or doubled write
     assert tx_count == len(committed) + 1
     assert dangling == 0
-    with Store.open(root) as store:  # both tiers were written, and nothing is missing or corrupt in either
+    with Store.open(root, settings) as store:  # both tiers were written, and nothing is missing or corrupt in either
         with store.engine.connect() as conn:
             tiers = dict(conn.execute(text("SELECT bytes_id IS NOT NULL, count(*) FROM blobs GROUP BY 1")).all())
-        assert tiers.get(0, 0) > 0 and (tiers.get(1, 0) > 0) == (env == {}), tiers
+        assert tiers.get(0, 0) > 0 and (tiers.get(1, 0) > 0) == (settings.inline_max_bytes > 0), tiers
+        if not integrity:
+            return
         scan = scan_blobs(store, full=True)  # orphan files of killed groups are younger than the grace period
         assert scan.ok and scan.findings == [], scan.findings[:3]
         assert scan.counts["blobs_hashed"] == sum(tiers.values())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 import pytest
 from helpers import write
+from sqlalchemy import text
 
 from sessiondb.ops.demo import agent_session, fork_and_invoke
 from sessiondb.store.index import Index
@@ -28,7 +27,7 @@ def user_messages(index: Index, session: str) -> int:
 
 
 def test_catch_up_applies_every_batch_and_moves_the_watermark(demo_store):
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         assert index.status()["lag"] > 0
         result = index.catch_up()
         assert result["quarantined"] == []
@@ -42,7 +41,7 @@ def test_catch_up_applies_every_batch_and_moves_the_watermark(demo_store):
 
 def test_head_ancestry_by_a_recursive_rule(demo_store):
     rules = '[[(ancestor ?h ?a) [?h :head/basis ?a]] [(ancestor ?h ?a) [?h :head/basis ?x] (ancestor ?x ?a)]]'
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         found = index.q('[:find [?aid ...] :in $ % ?hid :where [?h :head/id ?hid] (ancestor ?h ?a) [?a :head/id ?aid]]',
                         rules, "a0-h3")
@@ -50,7 +49,7 @@ def test_head_ancestry_by_a_recursive_rule(demo_store):
 
 
 def test_catch_up_is_incremental(demo_store):
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         before = index.watermark()
         receipt = demo_store.commit(write("a1", {"type": "message/added", "role": "user", "content": "one more"}))
@@ -61,12 +60,12 @@ def test_catch_up_is_incremental(demo_store):
 
 def test_a_batch_that_cannot_be_applied_is_quarantined_and_indexing_goes_on(demo_store):
     head = demo_store.commit(write("a1", {"type": "message/added", "role": "user", "content": "x"}))["tx_id"]
-    with sqlite3.connect(demo_store.root / "store.sqlite") as db:  # a corrupt batch, for real
-        bad = msgspec.json.encode([{"message/key": "zz/1", "message/session": ["session/id", "no-such-session"]}])
-        db.execute("INSERT INTO tx (tx_id, write_id, session_id, at, facts) VALUES (?, 'bad', 'a1', 'now', ?)",
-                   (head + 1, bad))
+    bad = msgspec.json.encode([{"message/key": "zz/1", "message/session": ["session/id", "no-such-session"]}])
+    with demo_store.engine.begin() as db:  # a corrupt batch, for real
+        db.execute(text("INSERT INTO tx (tx_id, write_id, session_id, at, facts) VALUES (:t, 'bad', 'a1', 'now', :f)"),
+                   {"t": head + 1, "f": bad})
     later = demo_store.commit(write("a1", {"type": "message/added", "role": "user", "content": "after"}))
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         result = index.catch_up()
         assert [q["tx_id"] for q in result["quarantined"]] == [head + 1]
         assert index.status()["quarantined"][0]["tx_id"] == head + 1
@@ -77,7 +76,7 @@ def test_a_batch_that_cannot_be_applied_is_quarantined_and_indexing_goes_on(demo
 
 def test_rebuild_swaps_in_an_equivalent_generation(demo_store):
     query = '[:find ?sid ?n :where [?s :session/id ?sid] [?s :session/status ?n]]'
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         before_file, before = index.status()["file"], set(index.q(query))
         result = index.rebuild()
@@ -87,12 +86,12 @@ def test_rebuild_swaps_in_an_equivalent_generation(demo_store):
 
 def test_a_deleted_index_is_rebuilt_from_the_log(demo_store):
     query = '[:find ?hid ?k :where [?h :head/id ?hid] [?h :head/kind ?k]]'
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         before = set(index.q(query))
     for path in demo_store.root.glob("index*"):
         path.unlink()
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         assert index.status()["watermark"] == 0
         index.catch_up()
         assert set(index.q(query)) == before
@@ -101,7 +100,7 @@ def test_a_deleted_index_is_rebuilt_from_the_log(demo_store):
 def test_the_consistency_check_compares_the_index_with_the_store(demo_store):
     from sessiondb.store.integrity import check_consistency
 
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         clean = check_consistency(demo_store, index=index, index_sample=None)
         assert clean.ok and clean.counts["index_batches_compared"] == index.watermark()
@@ -117,13 +116,13 @@ def test_queries_keep_answering_while_a_rebuild_swaps_generations(demo_store):
     import time
 
     query = '[:find (count ?m) . :where [?m :message/role _]]'
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         expected = index.q(query)
         answers, stop = [], threading.Event()
 
         def ask() -> None:
-            with Index(demo_store.root) as reader:
+            with Index(demo_store.root, database_url=demo_store.settings.database_url) as reader:
                 while not stop.is_set():
                     answers.append(reader.q(query))
 
@@ -148,7 +147,7 @@ def test_queries_keep_answering_while_a_rebuild_swaps_generations(demo_store):
 def test_the_consistency_check_reports_a_lagging_index(demo_store):
     from sessiondb.store.integrity import check_consistency
 
-    with Index.open(demo_store.root) as index:
+    with Index.open(demo_store.root, database_url=demo_store.settings.database_url) as index:
         index.catch_up()
         demo_store.commit(write("a1", {"type": "message/added", "role": "user", "content": "not indexed yet"}))
         [lag] = check_consistency(demo_store, index=index).of_type("index/lag")

@@ -56,9 +56,11 @@ def content_blob(store: Store, session: str, index: int = -1) -> str:
     return store.message_records(session)[index]["content_blob"]
 
 
+# (`open_store` in a test's arguments is the fixture: that test runs on either backend)
+
 # -- the threshold ------------------------------------------------------------------------------
 
-def test_a_payload_at_the_threshold_is_inline_one_byte_more_is_a_file(tmp_path):
+def test_a_payload_at_the_threshold_is_inline_one_byte_more_is_a_file(tmp_path, open_store):
     with open_store(tmp_path / "s", inline_max_bytes=1000) as store:
         payloads = {size: "x" * (size - 1) + str(size % 10) for size in (999, 1000, 1001)}
         store.commit(write("s", {"type": "session/started"}, *[message(p) for p in payloads.values()]))
@@ -70,14 +72,14 @@ def test_a_payload_at_the_threshold_is_inline_one_byte_more_is_a_file(tmp_path):
             assert tier(store, record["content_blob"]) == ("inline" if size <= 1000 else "file"), size
 
 
-def test_a_threshold_of_zero_stores_every_payload_as_a_file(tmp_path):
+def test_a_threshold_of_zero_stores_every_payload_as_a_file(tmp_path, open_store):
     with open_store(tmp_path / "s", inline_max_bytes=0) as store:
         store.commit(write("s", {"type": "session/started"}, message("tiny")))
         assert tier(store, content_blob(store, "s")) == "file"
         assert rows(store, "SELECT count(*) FROM blob_bytes") == [(0,)]
 
 
-def test_a_head_state_stored_inline_gives_the_view_of_the_head(tmp_path):
+def test_a_head_state_stored_inline_gives_the_view_of_the_head(tmp_path, open_store):
     with open_store(tmp_path / "s") as store:
         store.commit(write("s", {"type": "session/started"}, message("m1"), head("h1", None)))
         store.commit(write("s", message("m2"), head("h2", "h1")))
@@ -89,7 +91,7 @@ def test_a_head_state_stored_inline_gives_the_view_of_the_head(tmp_path):
 
 # -- dedupe across tiers -------------------------------------------------------------------------
 
-def test_content_stored_as_a_file_is_not_stored_inline_again(tmp_path):
+def test_content_stored_as_a_file_is_not_stored_inline_again(tmp_path, open_store):
     root = tmp_path / "s"
     with open_store(root, inline_max_bytes=0) as store:
         store.commit(write("s", {"type": "session/started"}, message("the same words")))
@@ -102,7 +104,7 @@ def test_content_stored_as_a_file_is_not_stored_inline_again(tmp_path):
         assert [m["content"] for m in store.message_records("s", include_content=True)] == ["the same words"] * 2
 
 
-def test_content_stored_inline_gets_no_file_when_it_is_written_again_above_the_threshold(tmp_path):
+def test_content_stored_inline_gets_no_file_when_it_is_written_again_above_the_threshold(tmp_path, open_store):
     root = tmp_path / "s"
     with open_store(root) as store:
         store.commit(write("s", {"type": "session/started"}, message("the same words")))
@@ -113,7 +115,7 @@ def test_content_stored_inline_gets_no_file_when_it_is_written_again_above_the_t
         assert rows(store, "SELECT count(*) FROM blob_bytes") == [(1,)]
 
 
-def test_the_same_content_twice_in_one_group_is_stored_once(tmp_path):
+def test_the_same_content_twice_in_one_group_is_stored_once(tmp_path, open_store):
     with open_store(tmp_path / "s") as store:
         store.commit(started("s"))
         store.commit_many([write("s", message("twice")), write("s", message("twice"))])

@@ -289,13 +289,25 @@ def test_a_store_written_by_a_newer_version_is_refused(tmp_path):
         Store.open(tmp_path / "st")
 
 
-def test_a_write_that_fails_inside_sqlite_is_isolated_by_its_own_savepoint(store):
-    # A real SQLite failure the planner cannot foresee: a trigger that aborts one insert.
+def test_a_write_that_fails_inside_the_database_is_isolated_by_its_own_savepoint(store, backend, request):
+    # A real database failure the planner cannot foresee: a trigger that aborts one insert.
     store.commit(started("s"))
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.chars = 13 "
-            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END")
+        if backend == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.chars = 13 "
+                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END")
+        else:  # the test database is shared by the tests (emptied, not dropped): drop it after
+            conn.exec_driver_sql(
+                "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.chars = 13 THEN"
+                " RAISE EXCEPTION 'refused by trigger'; END IF; RETURN NEW; END $$")
+            conn.exec_driver_sql("CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION boom()")
+
+            def drop() -> None:
+                with store.engine.begin() as c:
+                    c.exec_driver_sql("DROP TRIGGER boom ON messages")
+                    c.exec_driver_sql("DROP FUNCTION boom()")
+            request.addfinalizer(drop)
     receipts = store.commit_many([
         write("s", message("fine"), write_id="a"),
         write("s", message("thirteen char"), write_id="b"),
