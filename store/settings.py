@@ -89,6 +89,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     retain_heads: int = 0
     #: retention: drop abandoned branches (rows on no live branch) older than this many days (0: off)
     retain_abandoned_days: float = 0.0
+    #: retention never removes a head or row younger than this many hours, whatever the policy
+    retain_grace_hours: float = 24.0
     #: beat: run retention and then blob GC this often (only when a retention policy is set)
     beat_retention_s: float = 86400.0
     #: beat: run blob GC alone this often (<= 0: off; retention runs it anyway)
