@@ -27,7 +27,7 @@ from sessiondb.store.forget.retention import apply_retention
 from sessiondb.store.integrity import check_consistency, scan_blobs
 from sessiondb.store.settings import Settings
 
-EXAMPLES = int(os.environ.get("SESSIONDB_RETENTION_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("SESSIONDB_RETENTION_EXAMPLES", "10"))
 LATER = timedelta(hours=2)  # retention's clock: everything written is older than its grace periods
 
 _session = st.integers(0, 2)
