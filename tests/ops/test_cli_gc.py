@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from sqlalchemy import text
 
@@ -64,3 +65,51 @@ def test_gc_mistakes_are_one_line(tmp_path):
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     env = run("gc", root=root, SESSIONDB_GC_GRACE_HOURS="soon")
     assert env.returncode != 0 and "SESSIONDB_GC_GRACE_HOURS" in env.stderr and "Traceback" not in env.stderr
+
+
+def branched_store(tmp_path):
+    """h1 -> h2, then a resume to h1: h2 is on no live branch."""
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        store.commit({"write_id": "b1", "session": "s", "events": [
+            {"type": "session/started"}, {"type": "message/added", "role": "user", "content": "one"},
+            {"type": "head/created", "head_id": "h1", "expected_head": None}]})
+        store.commit({"write_id": "b2", "session": "s", "events": [
+            {"type": "message/added", "role": "user", "content": "two"},
+            {"type": "head/created", "head_id": "h2", "expected_head": "h1"}]})
+        store.commit({"write_id": "b3", "session": "s", "events": [
+            {"type": "session/restored", "kind": "resume", "source_head": "h1", "expected_head": "h2"}]})
+    time.sleep(1)  # older than the 0.86 s abandoned-branch age the tests use
+    return root
+
+
+def head_ids(root) -> set[str]:
+    with Store.open(root, readonly=True) as store, store.engine.connect() as conn:
+        return set(conn.execute(text("SELECT head_id FROM heads")).scalars())
+
+
+def test_retention_dry_run_then_run_with_gc(tmp_path):
+    root = branched_store(tmp_path)
+    off = run("retention", "--json", root=root)
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["counts"]["policy_off"] == 1
+    young = {"SESSIONDB_RETAIN_GRACE_HOURS": "0"}
+    dry = run("retention", "--dry-run", "--abandoned-days", "0.00001", "--json", root=root, **young)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["counts"]["heads_removed"] == 1 and head_ids(root) == {"h1", "h2"}
+    done = run("retention", "--gc", root=root, SESSIONDB_RETAIN_ABANDONED_DAYS="0.00001",
+               SESSIONDB_GC_GRACE_HOURS="0", **young)
+    assert done.returncode == 0, done.stderr
+    assert "retention" in done.stdout and "blob-gc" in done.stdout and "heads_removed: 1" in done.stdout
+    assert head_ids(root) == {"h1"}
+    with Store.open(root, readonly=True) as store:
+        assert [m["content"] for m in store.message_records("s", include_content=True, all_branches=True)] == ["one"]
+    assert run("check", root=root).returncode == 0
+
+
+def test_retention_mistakes_are_one_line(tmp_path):
+    root = branched_store(tmp_path)
+    bad = run("retention", "--keep-heads", "-2", root=root)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    env = run("retention", root=root, SESSIONDB_RETAIN_HEADS="many")
+    assert env.returncode != 0 and "SESSIONDB_RETAIN_HEADS" in env.stderr and "Traceback" not in env.stderr
