@@ -215,18 +215,19 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
             revived |= named
             ids = [bid for bid, _ in lot if bid not in revived]
             tiers = inline.stored_tiers(conn, ids)
-            gone_files: list[str] = []
+            bytes_ids: list[int] = []
             for bid, size in lot:
                 if bid not in tiers:
                     continue
                 bytes_id, _status = tiers[bid]
                 if bytes_id is not None:
-                    conn.execute(delete(schema.blob_bytes).where(schema.blob_bytes.c.bytes_id == bytes_id))
+                    bytes_ids.append(bytes_id)
                     counts["collected_inline"] += 1
                 else:
-                    gone_files.append(bid)
                     counts["collected_files"] += 1
                 counts["bytes_freed"] += size
+            if bytes_ids:
+                conn.execute(delete(schema.blob_bytes).where(schema.blob_bytes.c.bytes_id.in_(bytes_ids)))
             if tiers:
                 conn.execute(delete(blobs).where(blobs.c.blob_id.in_(list(tiers))))
         done += len(lot)

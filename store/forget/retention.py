@@ -28,7 +28,8 @@ Each session is decided and changed inside ONE `BEGIN IMMEDIATE` transaction, re
 everything it decides on under SQLite's write lock, so it is serialized with the writer:
 a resume to a head committed before it makes that head current (kept); a resume after it
 to a removed head is rejected by the writer as an unknown head, cleanly. A first read-only
-pass skips the sessions with nothing to remove. Owns only these removals.
+pass (a few grouped queries over all sessions) skips the sessions that cannot have anything
+to remove: all of their events on their current branch, and no more than K heads. Owns only these removals.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from ..blobs import inline
 from ..errors import ReadOnlyStoreError
@@ -213,10 +214,14 @@ def _blobs_of(conn: Connection, plan: Plan) -> dict[str, int]:
     from ..integrity.blob_refs import BLOB_COLUMNS
 
     ids: set[str] = set()
+    by_table: dict[str, list[Any]] = {}
     for table, column in BLOB_COLUMNS:
-        where = _where(table.name, plan)
+        by_table.setdefault(table.name, []).append(column)
+    for name, columns in by_table.items():  # one query per table with removed rows
+        where = _where(name, plan)
         if where is not None:
-            ids.update(b for b in conn.execute(select(column).where(where)).scalars() if b)
+            for row in conn.execute(select(*columns).where(where)):
+                ids.update(b for b in row if b)
     found: dict[str, int] = {}
     wanted = sorted(ids)
     for start in range(0, len(wanted), 500):
@@ -300,28 +305,23 @@ def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_da
     if not policy.active:
         counts["policy_off"] = 1
     else:
-        if sessions is None:
-            with _Tx(store, "BEGIN") as conn:
-                sessions = list(conn.execute(select(schema.sessions.c.session_id)).scalars())
-        names = list(sessions)
-        # this loop is where the age policy runs too:
+        # the age policy runs here too, before the branch policies:
         # TODO(lead, after merging s6-delete): delete_stopped_sessions(store, older_than_days, dry_run=dry_run)
-        for done, session in enumerate(names, 1):
-            counts["sessions_seen"] += 1
-            with _Tx(store, "BEGIN") as conn:  # a cheap first look, without the write lock
+        with _Tx(store, "BEGIN") as conn:  # a cheap first look, without the write lock
+            names = _worth_a_look(conn, policy, None if sessions is None else list(sessions))
+        counts["sessions_seen"] = len(names[1])
+        for done, session in enumerate(names[0], 1):
+            # decided inside the transaction that removes, under SQLite's write lock (the writer's)
+            with _Tx(store, "BEGIN" if dry_run else "BEGIN IMMEDIATE") as conn:
                 plan = plan_session(conn, store, session, policy, now)
-            if not plan.empty and not dry_run:
-                with _Tx(store, "BEGIN IMMEDIATE") as conn:  # decided again, under the writer's lock
-                    plan = plan_session(conn, store, session, policy, now)
+                if not plan.empty:
                     plan.blobs = _blobs_of(conn, plan)
-                    _remove(conn, plan)
-            elif not plan.empty:
-                with _Tx(store, "BEGIN") as conn:
-                    plan.blobs = _blobs_of(conn, plan)
+                    if not dry_run:
+                        _remove(conn, plan)
             if not plan.empty:
                 _count(counts, plan)
             if progress is not None:
-                progress("sessions", done, len(names))
+                progress("sessions", done, len(names[0]))
     if dry_run:
         counts["dry_run"] = 1
     report.finished_at = _iso(datetime.now(UTC))
@@ -329,6 +329,32 @@ def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_da
     if save and not dry_run:
         save_report(store, report)
     return report
+
+
+def _worth_a_look(conn: Connection, policy: Policy, only: list[str] | None) -> tuple[list[str], list[str]]:
+    """(the sessions a policy may remove something from, every session considered).
+
+    A session whose own events are all on its current branch (one range from its first to its
+    last event) has no abandoned head or row; one with at most K heads keeps them all."""
+    s, hd, ev = schema.sessions, schema.heads, schema.events
+    head_counts = dict(conn.execute(select(hd.c.session_id, func.count()).group_by(hd.c.session_id)).all())
+    first_last = {sid: (lo, hi) for sid, lo, hi in conn.execute(
+        select(ev.c.session_id, func.min(ev.c.event_id), func.max(ev.c.event_id)).group_by(ev.c.session_id))}
+    query = select(s.c.session_id, s.c.branch)
+    wanted = set(only) if only is not None else None
+    seen, look = [], []
+    for sid, stored in conn.execute(query):
+        if wanted is not None and sid not in wanted:
+            continue
+        seen.append(sid)
+        if policy.keep_heads > 0 and head_counts.get(sid, 0) > policy.keep_heads:
+            look.append(sid)
+            continue
+        if policy.abandoned_days > 0 and sid in first_last:
+            own = branch.load(msgspec.json.decode(stored)).get(sid, [])
+            if own != [list(first_last[sid])]:
+                look.append(sid)
+    return look, seen
 
 
 def _count(counts: dict[str, int], plan: Plan) -> None:
