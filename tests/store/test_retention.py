@@ -223,3 +223,13 @@ def test_the_scanner_runs_retention_then_gc(fleet) -> None:  # noqa: F811
         assert heads(store) == {"s-h1"}
         assert {r.kind for r in last_reports(store)} >= {"retention", "blob-gc"}
         clean(store)
+
+
+def test_heads_younger_than_the_grace_period_stay_whatever_the_policy(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s")  # SESSIONDB_RETAIN_GRACE_HOURS: 24 by default
+    branched(store)
+    report = apply_retention(store, keep_heads=1, abandoned_days=0.00001)  # the real clock: all minutes old
+    assert report.counts["sessions_changed"] == 0 and heads(store) == {"s-h1", "s-h2", "s-h3"}
+    assert apply_retention(store, abandoned_days=1, now=datetime.now(UTC) + timedelta(hours=25)).counts[
+        "heads_removed"] == 2
+    store.close()
