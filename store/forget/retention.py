@@ -46,7 +46,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from ..blobs import inline
 from ..errors import ReadOnlyStoreError
-from ..rows import branch, schema
+from ..rows import branch, hot, schema
 from ..rows.branch import Ranges
 
 if TYPE_CHECKING:
@@ -113,12 +113,36 @@ def _holds(spans: tuple[list[int], list[int]], event_id: int) -> bool:
     return i >= 0 and event_id <= ends[i]
 
 
+def _sql(conn: Connection, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of `sql` run on the driver (retention reads a lot of small things per session: SQLAlchemy's
+    statement compilation would be most of its time). `?` is a placeholder in the dialect's style
+    (`rows.hot`); a list parameter expands to one placeholder per item (empty: matches nothing)."""
+    mark = hot.placeholder(conn)
+    parts = sql.split("?")
+    out, flat = [parts[0]], []
+    for value, part in zip(params, parts[1:], strict=True):
+        if isinstance(value, list):
+            out.append(", ".join([mark] * len(value)) or "NULL")
+            flat += value
+        else:
+            out.append(mark)
+            flat.append(value)
+        out.append(part)
+    return conn.exec_driver_sql("".join(out), tuple(flat)).fetchall()
+
+
+def _dicts(conn: Connection, table: Any, where: str, *params: Any) -> list[dict[str, Any]]:
+    columns = [c.name for c in table.columns]
+    rows = _sql(conn, f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}", *params)
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
 def _family(conn: Connection, session: str) -> list[str]:
     """The session and every session derived from it, transitively (their memberships may hold its rows)."""
-    der = schema.derivations
     found, todo = [session], [session]
     while todo:
-        targets = conn.execute(select(der.c.target_session).where(der.c.source_session.in_(todo))).scalars().all()
+        targets = [t for (t,) in _sql(conn, "SELECT target_session FROM derivations WHERE source_session IN (?)",
+                                      todo)]
         todo = [t for t in dict.fromkeys(targets) if t not in found]
         found += todo
     return found
@@ -131,19 +155,20 @@ def _members(conn: Connection, store: Store, state_blob: str) -> branch.Membersh
 def plan_session(conn: Connection, store: Store, session: str, policy: Policy, now: datetime) -> Plan:
     """Decide what goes from `session` (inside the caller's transaction; reads only)."""
     plan = Plan(session)
-    s, hd, inv, der, tu = schema.sessions, schema.heads, schema.invocations, schema.derivations, schema.turns
-    row = conn.execute(select(s.c.current_head, s.c.branch).where(s.c.session_id == session)).first()
-    if row is None:
+    hd = schema.heads
+    found = _sql(conn, "SELECT current_head FROM sessions WHERE session_id = ?", session)
+    if not found:
         return plan
+    current_head = found[0][0]
     grace_iso = _iso(now - timedelta(hours=policy.grace_hours))
     old_iso = _iso(now - timedelta(days=policy.abandoned_days)) if policy.abandoned_days > 0 else None
     family = _family(conn, session)
     current: list[list[int]] = []  # the family's current branches, over this session's event ids
-    for (stored,) in conn.execute(select(s.c.branch).where(s.c.session_id.in_(family))):
+    for (stored,) in _sql(conn, "SELECT branch FROM sessions WHERE session_id IN (?)", family):
         current += branch.load(msgspec.json.decode(stored)).get(session, [])
     on_live_branch = _merge(current)
-    own = [dict(r._mapping) for r in conn.execute(select(hd).where(hd.c.session_id == session).order_by(hd.c.seq))]
-    others = [dict(r._mapping) for r in conn.execute(select(hd).where(hd.c.session_id.in_(family[1:])))]
+    own = _dicts(conn, hd, "session_id = ? ORDER BY seq", session)
+    others = _dicts(conn, hd, "session_id IN (?)", family[1:]) if len(family) > 1 else []
 
     # -- heads: candidates, then everything that must stay ---------------------------------------
     candidates: set[str] = set()
@@ -154,12 +179,15 @@ def plan_session(conn: Connection, store: Store, session: str, policy: Policy, n
     candidates = {h["head_id"] for h in own if h["head_id"] in candidates and h["at"] < grace_iso}
     if candidates:
         ids = list(candidates)
-        named: set[str] = {row.current_head} if row.current_head else set()
-        named |= set(conn.execute(select(der.c.source_head).where(der.c.source_head.in_(ids))).scalars())
-        for r in conn.execute(select(inv).where((inv.c.caller_session == session) | (inv.c.callee_session == session))):
-            named |= {r.caller_head_before, r.caller_head_after, r.callee_head_before, r.callee_head_after}
-        for r in conn.execute(select(tu.c.head_before, tu.c.head_after).where(tu.c.session_id.in_(family))):
-            named |= {r.head_before, r.head_after}
+        named: set[str] = {current_head} if current_head else set()
+        named |= {h for (h,) in _sql(conn, "SELECT source_head FROM derivations WHERE source_head IN (?)", ids)}
+        for r in _sql(conn, "SELECT caller_head_before, caller_head_after, callee_head_before, callee_head_after"
+                            " FROM invocations WHERE caller_session = ? UNION ALL"
+                            " SELECT caller_head_before, caller_head_after, callee_head_before, callee_head_after"
+                            " FROM invocations WHERE callee_session = ?", session, session):
+            named |= set(r)
+        for r in _sql(conn, "SELECT head_before, head_after FROM turns WHERE session_id IN (?)", family):
+            named |= set(r)
         candidates -= named
         changed = True
         while changed:  # a head that stays keeps its basis (its lineage; its state blob records it)
@@ -176,8 +204,7 @@ def plan_session(conn: Connection, store: Store, session: str, policy: Policy, n
         if h["head_id"] not in candidates:
             live += _members(conn, store, h["state_blob"]).get(session, [])
     spans = _merge(live)
-    ev = schema.events
-    event_at = dict(conn.execute(select(ev.c.event_id, ev.c.at).where(ev.c.session_id == session)).all())
+    event_at = dict(_sql(conn, "SELECT event_id, at FROM events WHERE session_id = ?", session))
 
     def goes(event_id: int) -> bool:
         at = event_at.get(event_id)
@@ -187,8 +214,7 @@ def plan_session(conn: Connection, store: Store, session: str, policy: Policy, n
     removable: dict[str, set[int]] = {}
     for name, id_col in ENTITY_TABLES.items():
         table = schema.metadata.tables[name]
-        rows[name] = {r[id_col]: dict(r) for r in conn.execute(select(table).where(table.c.session_id == session))
-                      .mappings()}
+        rows[name] = {r[id_col]: r for r in _dicts(conn, table, "session_id = ?", session)}
         removable[name] = {i for i, r in rows[name].items() if goes(r["event_id"])}
     rows["heads"] = {i: h for i, h in enumerate(own)}
     removable["heads"] = {i for i, h in rows["heads"].items() if h["head_id"] in candidates}
@@ -202,8 +228,8 @@ def plan_session(conn: Connection, store: Store, session: str, policy: Policy, n
                 changed = True
     kept_events = {r["event_id"] for name in ENTITY_TABLES for i, r in rows[name].items() if i not in removable[name]}
     kept_events |= {h["event_id"] for h in own if h["head_id"] not in candidates}
-    kept_events |= set(conn.execute(select(inv.c.event_id).where(inv.c.caller_session == session)).scalars())
-    kept_events |= set(conn.execute(select(der.c.event_id).where(der.c.target_session == session)).scalars())
+    kept_events |= {e for (e,) in _sql(conn, "SELECT event_id FROM invocations WHERE caller_session = ?", session)}
+    kept_events |= {e for (e,) in _sql(conn, "SELECT event_id FROM derivations WHERE target_session = ?", session)}
     plan.rows = {name: sorted(removable[name]) for name in ENTITY_TABLES}
     plan.rows["events"] = sorted(e for e in event_at if goes(e) and e not in kept_events)
     return plan
