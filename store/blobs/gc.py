@@ -216,6 +216,7 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
             ids = [bid for bid, _ in lot if bid not in revived]
             tiers = inline.stored_tiers(conn, ids)
             bytes_ids: list[int] = []
+            file_ids: list[str] = []
             for bid, size in lot:
                 if bid not in tiers:
                     continue
@@ -224,6 +225,7 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
                     bytes_ids.append(bytes_id)
                     counts["collected_inline"] += 1
                 else:
+                    file_ids.append(bid)
                     counts["collected_files"] += 1
                 counts["bytes_freed"] += size
             if bytes_ids:
@@ -233,8 +235,8 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
         done += len(lot)
         if progress is not None:  # between the lot's rows and its files (tests write here)
             progress("sweep", done, len(candidates))
-        # the lot's files, and any file beside a collected inline row (a packed blob's leftover)
-        _unlink_unclaimed(store, [(bid, str(store.blobs.path(bid))) for bid in ids], counts=None)
+        # the lot's files (a file a crashed pack left beside a collected inline copy is an orphan now: next run)
+        _unlink_unclaimed(store, [(bid, str(store.blobs.path(bid))) for bid in file_ids], counts=None)
     counts["revived"] = len(revived & {bid for bid, _ in candidates})
 
     # -- orphan files (no row at the mark): re-checked under the write lock -------------------
