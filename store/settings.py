@@ -86,6 +86,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     beat_scan_incremental_s: float = 3600.0
     beat_scan_full_s: float = 86400.0
     beat_check_s: float = 86400.0
+    #: forgetting (docs/retention.md): blob GC leaves payloads first written (files: last
+    #: modified) less than this many hours ago alone, referenced or not
+    gc_grace_hours: float = 24.0
+    #: retention: keep the last K heads of each session (0: off); older heads go when nothing needs them
+    retain_heads: int = 0
+    #: retention: drop abandoned branches (rows on no live branch) older than this many days (0: off)
+    retain_abandoned_days: float = 0.0
+    #: retention never removes a head or row younger than this many hours, whatever the policy
+    retain_grace_hours: float = 24.0
+    #: beat: run retention and then blob GC this often (only when a retention policy is set)
+    beat_retention_s: float = 86400.0
+    #: beat: run blob GC alone this often (<= 0: off; retention runs it anyway)
+    beat_gc_s: float = 0.0
     #: the address Flower binds
     flower_address: str = "127.0.0.1"
     #: the embedded Redis of `sessiondb up`: its AOF fsync policy (always | everysec)

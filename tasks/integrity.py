@@ -3,7 +3,9 @@
 Names and arguments are stable: `integrity.scan(mode="incremental" | "full",
 partition=None)` — without a partition and with `Settings.scan_partitions` > 1 it fans
 out one task per blob-prefix partition ("i/n") so that several scanners share the work;
-`integrity.check()` — rows vs blobs vs heads vs the index. Each returns its report as a
+`integrity.check()` — rows vs blobs vs heads vs the index; `integrity.retention(then_gc=False)`
+— the retention policies of the settings, then (with `then_gc`) blob GC; `integrity.gc()` —
+blob GC alone (docs/retention.md). Each returns its report as a
 dict (visible in Flower; also stored in the scan history by `store.integrity`). This
 module must never change canonical rows.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sessiondb.store.blobs.gc import collect_garbage
+from sessiondb.store.forget.retention import apply_retention
 from sessiondb.store.index import Index
 from sessiondb.store.integrity import check_consistency, scan_blobs
 
@@ -51,3 +55,18 @@ def check() -> dict[str, Any]:
         if index is not None:
             index.close()
     return report.as_dict()
+
+
+@app.task(name=routing.INTEGRITY_RETENTION, acks_late=True)
+def retention(then_gc: bool = False) -> dict[str, Any]:
+    """The retention policies of the settings (nothing when none is set), then blob GC if asked."""
+    store = store_for(app)
+    result = apply_retention(store).as_dict()
+    if then_gc:
+        result["gc"] = collect_garbage(store).as_dict()
+    return result
+
+
+@app.task(name=routing.INTEGRITY_GC, acks_late=True)
+def gc() -> dict[str, Any]:
+    return collect_garbage(store_for(app)).as_dict()

@@ -18,6 +18,9 @@ INDEX_REBUILD = "index.rebuild"
 INDEX_STATUS = "index.status"
 INTEGRITY_SCAN = "integrity.scan"
 INTEGRITY_CHECK = "integrity.check"
+#: retention (then blob GC) and blob GC alone run on the scanner too (docs/retention.md)
+INTEGRITY_RETENTION = "integrity.retention"
+INTEGRITY_GC = "integrity.gc"
 READS_PREFIX = "reads."
 
 # Each queue has its own direct exchange of the same name. Left unnamed, kombu/Celery would bind

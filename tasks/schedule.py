@@ -22,6 +22,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                                        {"mode": "incremental"}),
         "integrity-scan-full": (routing.INTEGRITY_SCAN, settings.beat_scan_full_s, {"mode": "full"}),
         "integrity-check": (routing.INTEGRITY_CHECK, settings.beat_check_s, {}),
+        # retention, then blob GC: only when a retention policy is set
+        "retention-then-gc": (routing.INTEGRITY_RETENTION,
+                              settings.beat_retention_s if settings.retain_heads > 0
+                              or settings.retain_abandoned_days > 0 else 0, {"then_gc": True}),
+        "blob-gc": (routing.INTEGRITY_GC, settings.beat_gc_s, {}),
     }
     return {
         name: {"task": task, "schedule": float(every), "kwargs": kwargs, "options": {"expires": float(every)}}
