@@ -85,23 +85,13 @@ class SessionDBSaver(BaseCheckpointSaver[str]):
     def __init__(self, target: Any, *, reader: Store | None = None, serde: Any = None,
                  receipt_timeout: float = 60.0) -> None:
         super().__init__(serde=serde)
-        self._backend = Backend(target, receipt_timeout=receipt_timeout)
-        self._reader = target if self._backend.embedded else reader
-        self._own_reader = False
+        self._backend = Backend(target, receipt_timeout=receipt_timeout, reader=reader)
         self._lock = threading.RLock()
         self._threads: dict[str, Thread] = {}
 
     def close(self) -> None:
         """Close the read-only store this saver opened (not the target)."""
-        if self._own_reader and self._reader is not None:
-            self._reader.close()
-            self._reader, self._own_reader = None, False
-
-    def _blob(self, bid: str) -> bytes:
-        if self._reader is None:
-            self._reader = Store.open_readonly(self._backend.target.settings.root)
-            self._own_reader = True
-        return self._reader.blob(bid)
+        self._backend.close()
 
     # -- threads ----------------------------------------------------------------------------
     def session_of(self, thread_id: str) -> str:
@@ -125,13 +115,10 @@ class SessionDBSaver(BaseCheckpointSaver[str]):
         return thread
 
     def _rebuild(self, thread: Thread) -> None:
-        history = self._backend.target.history_view(thread.session)
+        history = self._backend.history(thread.session)
         fresh = Thread(thread.thread_id, thread.session, exists=True)
-        for event in history["events"]:
-            if event["type"] in TYPES and event["meta_blob"]:
-                meta = json.loads(self._blob(event["meta_blob"]))
-                payload = self._blob(meta["payload"]).decode("utf-8") if meta.get("payload") else None
-                fresh.apply(event["type"], meta["fields"], payload)
+        for _, type_, fields, payload in self._backend.annotations(history, TYPES):
+            fresh.apply(type_, fields, payload)
         fresh.heads = {h["head_id"] for h in history["heads"]}
         fresh.head = history["refs"]["current_head"]
         fresh.known_event = history["counters"]["event"]
@@ -328,15 +315,9 @@ class SessionDBSaver(BaseCheckpointSaver[str]):
             if not source.exists:
                 return
             target = self._thread(target_thread_id)
-            history = self._backend.target.history_view(source.session)
             events = []
-            for event in history["events"]:
-                if event["type"] in TYPES and event["meta_blob"]:
-                    meta = json.loads(self._blob(event["meta_blob"]))
-                    ev = {"type": event["type"], **meta["fields"]}
-                    if meta.get("payload"):
-                        ev["payload"] = self._blob(meta["payload"]).decode("utf-8")
-                    events.append(ev)
+            for _, type_, fields, payload in self._backend.annotations(self._backend.history(source.session), TYPES):
+                events.append({"type": type_, **fields, **({"payload": payload} if payload is not None else {})})
             for k in range(0, len(events), MAX_EVENTS):
                 self._write(target, events[k:k + MAX_EVENTS])
             self._threads.pop(target.thread_id, None)
