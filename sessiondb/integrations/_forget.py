@@ -5,12 +5,13 @@ generation scheme (`_names`) moves the framework id on to a fresh session afterw
 never changes the rows of a session it forgets.
 
 Today the old session is only made unreachable from the framework id: it gets the alias
-`<session>.forgotten`, and a session with that alias is skipped when the id is looked up.
-Its rows stay in the store (`sessiondb history` still shows them).
+`<session>.forgotten` (a session with that alias is skipped when the id is looked up) and
+the head `<session>.forgotten-head`. Its rows stay in the store (`sessiondb history` shows them).
 """
 
 from __future__ import annotations
 
+from ..store import HeadConflictError
 from ._backend import Backend
 
 
@@ -19,10 +20,23 @@ def forgotten_alias(session: str) -> str:
 
 
 def forget(backend: Backend, session: str) -> None:
-    """Forget `session` (it exists): the framework id that named it starts over."""
+    """Forget `session` (it exists): the framework id that named it starts over.
+
+    Besides the alias, the session's current head moves on to the head
+    `<session>.forgotten-head`, so a writer elsewhere that still appends to it by compare-and-set on the head it knew
+    gets a head conflict, looks the id up again and moves on to the new generation."""
     # TODO(merge): Store.delete_session — call backend.target.delete_session(session, reason=...)
-    backend.write(session, [{"type": "alias/set", "alias": forgotten_alias(session)}],
-                  write_id=f"forget:{session}")
+    # (a deleted session rejects every later write, which replaces the head trick below)
+    for attempt in range(5):
+        current = backend.current_head(session)
+        try:
+            backend.write(session, [{"type": "alias/set", "alias": forgotten_alias(session)},
+                                    {"type": "head/created", "head_id": f"{session}.forgotten-head",
+                                     "kind": "turn-final", "expected_head": current}])
+            return
+        except HeadConflictError:
+            if attempt == 4:
+                raise
 
 
 def state(backend: Backend, session: str) -> str:

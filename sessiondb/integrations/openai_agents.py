@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from typing import Any
 
 try:
@@ -84,10 +85,10 @@ class SessionDBSession(SessionABC):
         self._backend = Backend(target, receipt_timeout=receipt_timeout)
         self._lock = threading.Lock()
         self._loaded = False
+        self._heads_known = False
         self._generation = 1
         self._exists = False
         self._head: str | None = None
-        self._next_head = 0
 
     # -- where the session is -------------------------------------------------------------
     @property
@@ -101,21 +102,23 @@ class SessionDBSession(SessionABC):
     def _sid(self) -> str:
         return _names.session_name(PREFIX, self.session_id, self._generation)
 
-    def _load(self, again: bool = False) -> None:
-        if self._loaded and not again:
-            return
-        self._generation, self._exists = _forget.current_generation(
-            self._backend, lambda n: _names.session_name(PREFIX, self.session_id, n))
-        if self._exists:
-            self._head = self._backend.current_head(self._sid)
-            self._next_head = self._backend.counters(self._sid)["head"]
-        else:
-            self._head, self._next_head = None, 0
-        self._loaded = True
+    def _load(self, again: bool = False, heads: bool = True) -> None:
+        """Find the generation the id writes to now; with `heads`, where its head is (a read
+        that only needs the generation skips that read)."""
+        if not self._loaded or again:
+            generation, exists = _forget.current_generation(
+                self._backend, lambda n: _names.session_name(PREFIX, self.session_id, n))
+            if (generation, exists) != (self._generation, self._exists) or (again and heads):
+                self._heads_known = False  # (a head moved by another writer shows as a conflict, then reloads)
+            self._generation, self._exists, self._loaded = generation, exists, True
+        if heads and not self._heads_known:
+            self._head = self._backend.current_head(self._sid) if self._exists else None
+            self._heads_known = True
 
     def _head_event(self, expected: str | None, kind: str = "turn-final") -> dict[str, Any]:
-        head = f"{self._sid}.h{self._next_head}"
-        self._next_head += 1
+        # a fresh id: two writers of one id never make the same head (an existing head id
+        # would be taken as the same head, not as a conflict)
+        head = f"{self._sid}.h{uuid.uuid4().hex[:16]}"
         return {"type": "head/created", "head_id": head, "kind": kind, "expected_head": expected}
 
     # -- the protocol -----------------------------------------------------------------------
@@ -126,7 +129,7 @@ class SessionDBSession(SessionABC):
 
     def _get_items(self, limit: int | None) -> list[Any]:
         with self._lock:
-            self._load(again=True)  # another process may have written or cleared it
+            self._load(again=True, heads=False)  # another process may have written or cleared it
             if not self._exists:
                 return []
             rows = self._backend.messages(self._sid)
@@ -147,7 +150,7 @@ class SessionDBSession(SessionABC):
         with self._lock:
             self._load()
             for attempt in range(5):
-                start, events = self._next_head, []
+                events = []
                 if not self._exists:
                     events += [{"type": "session/started", "title": self.session_id[:200]},
                                self._head_event(None, "initial")]
@@ -163,7 +166,6 @@ class SessionDBSession(SessionABC):
                 except HeadConflictError:
                     if attempt == 4:
                         raise
-                    self._next_head = start
                     self._load(again=True)  # another writer moved the head: append after it
                     continue
                 self._exists, self._head = True, head

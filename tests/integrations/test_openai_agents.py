@@ -156,3 +156,19 @@ def test_items_round_trip_exactly_and_pop_keeps_history(tmp_path):
 def test_needs_a_store_or_a_client():
     with pytest.raises(TypeError, match="Store or a sessiondb.SessionClient"):
         SessionDBSession("x", "var/store")
+
+
+def test_two_writers_on_one_id_append_after_each_other(tmp_path):
+    """A second session object (another process, say) moved the head: the next add appends after it."""
+    with Store.open(tmp_path / "store") as store:
+        first, second = SessionDBSession("shared", store), SessionDBSession("shared", store)
+        for k in range(3):
+            asyncio.run(first.add_items([{"role": "user", "content": f"a{k}"}]))
+            asyncio.run(second.add_items([{"role": "assistant", "content": f"b{k}"}]))
+        assert [i["content"] for i in asyncio.run(first.get_items())] == ["a0", "b0", "a1", "b1", "a2", "b2"]
+        assert asyncio.run(second.pop_item())["content"] == "b2"
+        asyncio.run(first.add_items([{"role": "user", "content": "after the pop"}]))
+        assert [i["content"] for i in asyncio.run(second.get_items(limit=2))] == ["a2", "after the pop"]
+        asyncio.run(second.clear_session())
+        asyncio.run(first.add_items([{"role": "user", "content": "fresh"}]))  # goes to the new generation
+        assert asyncio.run(second.get_items()) == [{"role": "user", "content": "fresh"}]
