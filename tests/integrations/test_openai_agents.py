@@ -172,3 +172,16 @@ def test_two_writers_on_one_id_append_after_each_other(tmp_path):
         asyncio.run(second.clear_session())
         asyncio.run(first.add_items([{"role": "user", "content": "fresh"}]))  # goes to the new generation
         assert asyncio.run(second.get_items()) == [{"role": "user", "content": "fresh"}]
+
+
+def test_without_the_framework_the_import_error_names_the_extra():
+    import subprocess
+    import sys
+
+    for module, hidden, extra in [("openai_agents", "agents", "openai-agents"), ("langgraph", "langgraph", "langgraph"),
+                                  ("adk", "google.adk", "adk")]:
+        code = (f"import sys; sys.modules[{hidden!r}] = None\n"
+                f"try:\n    import sessiondb.integrations.{module}\n"
+                f"except ImportError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert f'pip install "sessiondb[{extra}]"' in out.stdout, (module, out.stdout, out.stderr)
