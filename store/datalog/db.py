@@ -498,7 +498,12 @@ class DatomDb:
 
     @staticmethod
     def _shown_ref(x: Any) -> str:
-        return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
+        """A lookup ref as the query wrote it: a vector, also a nested one ``[:a/r [:b/id "x"]]``."""
+        def shown(r: Any) -> Any:
+            if not isinstance(r, _LISTY):
+                return r
+            return [edn.kw(r[0]) if isinstance(r[0], str) else r[0], *map(shown, r[1:])]
+        return edn.fmt(shown(x))
 
     def _encode_value(self, x: Any, is_ref: bool) -> Any:
         """A pattern's value as stored (None: it cannot match any datom); for a ref attribute a

@@ -290,7 +290,7 @@ def call_rule(ev: Evaluator, c: RuleCall, ctx: Context, written: tuple | None = 
     solver = ctx.solver
     assert solver is not None, c  # order.check_rule_call: a query calling rules has % in :in
     bound_vars = [t for t in c.args if isinstance(t, Var) and ctx.has(t) and (written is None or t in written)]
-    rel = ctx.merge(bound_vars) if bound_vars else Rel((), [()])
+    rel = ctx.merge(bound_vars).project(tuple(bound_vars)) if bound_vars else Rel((), [()])
     key, tuples = magic_for(c, rel, solver.rules)
     solver.register(key, tuples)
     if not ctx.in_fix:
