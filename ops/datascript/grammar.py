@@ -994,8 +994,8 @@ def p_odd_entity(g: QueryGen, s: Scope, depth: int) -> Any:
     t = rnd.choice([t for t in g.model.types if g.by_type[t]])
     a = g.attr_of(t, "int", "str", "bool") or g.model.attrs[f"{t}/id"]
     tx = [s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))] if depth == 0 and rnd.random() < 0.3 else []
-    shape = rnd.choice(["zero", "absent-attr", "value-as-entity", "value-as-entity", "alias", "nil-ref", "nested",
-                        "nested", "string"])
+    shape = rnd.choice(["zero", "absent-attr", "value-as-entity", "value-as-entity", "value-as-entity", "alias",
+                        "nil-ref", "nested", "nested", "string"])
     g.q.tags.add("odd_entity")
     if shape in ("alias", "nil-ref", "string", "nested"):
         return _odd_lookup(g, s, t, a, shape, tx)
@@ -1194,6 +1194,11 @@ def p_fn_on_value(g: QueryGen, s: Scope, depth: int) -> Any:
     t = rnd.choice(g.model.types)
     a = g.attr_of(t, "int", "str") or g.model.attrs[f"{t}/id"]
     g.q.tags.add("fn_on_value")
+    ints = [x for x in vs if s.vars[x].attr.kind == "int"]
+    if ints and rnd.random() < 0.25:  # (/ ?n 2): 1.5 names nobody, 2 (2.0 in JS) entity 2
+        f = s.fresh("v", VarInfo("v", None, None))
+        return Many([[L((Sym("/"), Sym(rnd.choice(ints)), 2)), f],
+                     [L((Sym("get-else"), Sym("$"), f, Kw(a.name), -1)), s.fresh("v", VarInfo("v", None, None))]])
     shape = rnd.choice(["get-else", "get-else", "get-some", "missing", "missing", "bad-attr"])
     if shape == "missing":
         return [L((Sym("missing?"), Sym("$"), v, Kw(a.name)))]
@@ -1225,6 +1230,11 @@ def p_ref_input(g: QueryGen, s: Scope, depth: int) -> Any:
         vals.append(rnd.choice(["junk", idents[0] if idents else "x"]))
     if not vals:
         return None
+    if rnd.random() < 0.4:  # built by a function: lookup refs a ref attribute's value set resolves (rows keep them)
+        r = s.fresh("v", VarInfo("v", None, None))
+        g.q.tags.add("fn_ref_values")
+        ground = [[Kw(x[0]), x[1]] if isinstance(x, list) else x for x in vals]
+        return Many([[L((Sym("ground"), ground)), [r, Sym("...")]], [e, Kw(a.name), r]])
     # an entity variable: ours returns the entity, DataScript the lookup ref given (same identity)
     r = s.fresh("e", VarInfo("e", a.target, witness=held[0] if held else None))
     g.q.ins.append([r, Sym("...")])

@@ -141,15 +141,10 @@ class Evaluator:
         assert isinstance(c, RuleCall), c  # the parser makes no other clause
         # known, with the right arity: order.check_written_order checked every call up front
         # (the query's and those in the bodies of the rules it calls)
-        if join is not None and not set(join) <= bound:
-            return None  # waits for the variables bound where it is written (not_join_vars)
-        defs = ctx.rules[c.name]
-        req = defs[0].required
-        for i, p in enumerate(defs[0].head):
-            if p in req:
-                t = c.args[i]
-                if isinstance(t, Var) and t not in bound:
-                    return None
+        # waits for the variables bound where it is written (not_join_vars), which include its
+        # required ones (order.check_rule_call)
+        if not set(join or ()) <= bound:
+            return None
         if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
             return 50.0
         return 1e8
