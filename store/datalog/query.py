@@ -81,7 +81,7 @@ def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
     waits for the clauses before it that use its output variables.  Whichever comes first in the
     written order binds the variable, as in DataScript: a ``vector`` result is a lookup ref that a
     later pattern resolves, while a function run after a pattern is only compared with its value."""
-    fns = [(i, set(flat_vars(c.binding))) for i, c in enumerate(clauses) if isinstance(c, FnBinding)]
+    fns = [(i, outs) for i, c in enumerate(clauses) if (outs := _fn_outputs(c))]
     if not fns:
         return {}
     out: dict[int, list[int]] = {}
@@ -92,6 +92,21 @@ def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
                 first, then = (i, j) if i < j else (j, i)
                 out.setdefault(then, []).append(first)
     return out
+
+
+def _fn_outputs(c: Any) -> set:
+    """The variables a function binding binds in clause ``c``: its own, or, for an ``or`` /
+    ``or-join``, those of its variables that a function binding in a branch binds (a branch's
+    ``vector`` result leaves the or as a lookup ref, as in DataScript)."""
+    if isinstance(c, FnBinding):
+        return set(flat_vars(c.binding))
+    if isinstance(c, Or):
+        inner: set = set()
+        for branch in c.branches:
+            for b in branch:
+                inner |= _fn_outputs(b)
+        return inner & vars_of(c)
+    return set()
 
 
 class Evaluator:
