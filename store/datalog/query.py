@@ -75,13 +75,13 @@ def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> di
     return out
 
 
-def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
+def _fn_waits(clauses: tuple, rules: dict) -> dict[int, list[int]]:
     """Clause index -> the clauses written before it that it must wait for: a clause using an output
     variable of a function binding written before it waits for the function, and a function binding
     waits for the clauses before it that use its output variables.  Whichever comes first in the
     written order binds the variable, as in DataScript: a ``vector`` result is a lookup ref that a
     later pattern resolves, while a function run after a pattern is only compared with its value."""
-    fns = [(i, outs) for i, c in enumerate(clauses) if (outs := _fn_outputs(c))]
+    fns = [(i, outs) for i, c in enumerate(clauses) if (outs := _fn_outputs(c, rules))]
     if not fns:
         return {}
     out: dict[int, list[int]] = {}
@@ -94,18 +94,23 @@ def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
     return out
 
 
-def _fn_outputs(c: Any) -> set:
-    """The variables a function binding binds in clause ``c``: its own, or, for an ``or`` /
+def _fn_outputs(c: Any, rules: dict, seen: frozenset = frozenset()) -> set:
+    """The variables a function binding may bind in clause ``c``: its own; for an ``or`` /
     ``or-join``, those of its variables that a function binding in a branch binds (a branch's
-    ``vector`` result leaves the or as a lookup ref, as in DataScript)."""
+    ``vector`` result leaves the or as a lookup ref, as in DataScript); for a rule call, its
+    variables when a body of the rule (or of a rule it calls) holds a function binding."""
     if isinstance(c, FnBinding):
         return set(flat_vars(c.binding))
     if isinstance(c, Or):
         inner: set = set()
         for branch in c.branches:
             for b in branch:
-                inner |= _fn_outputs(b)
+                inner |= _fn_outputs(b, rules, seen)
         return inner & vars_of(c)
+    if isinstance(c, RuleCall) and c.name not in seen:
+        inside = seen | {c.name}
+        if any(_fn_outputs(b, rules, inside) for rule in rules.get(c.name, ()) for b in rule.body):
+            return vars_of(c)
     return set()
 
 
@@ -170,7 +175,7 @@ class Evaluator:
         if not clauses:
             return ctx
         joins = not_join_vars(clauses, ctx.bound(), self.not_joins if written is None else written)
-        waits = _fn_waits(clauses)
+        waits = _fn_waits(clauses, ctx.rules)
         remaining = list(range(len(clauses)))
         while remaining and not ctx.empty:
             bound = ctx.bound()
