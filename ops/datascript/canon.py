@@ -130,7 +130,7 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
         # a lookup ref that names no entity is an error for us wherever it is written; DataScript
         # raises only if it evaluates that clause (not in a branch whose relation is already empty)
         return "kept:ds-lazy-validation", _show(ours, our_ids, q), ds[1]
-    if _order_dependent(ds, ours) or _order_dependent(ours, ds):
+    if _order_dependent(ds, ours) or _order_dependent(ours, ds) or _fn_value_error(q, ds, ours):
         # raised on a value reached in one engine's order (DataScript's written order, our plan)
         # where the other emptied the relation first, or on a variable holding one value that
         # DataScript substitutes into the pattern
@@ -205,6 +205,15 @@ def _order_dependent(err: tuple[str, Any], other: tuple[str, Any]) -> bool:
     """``err`` raised on a bound value that is no usable entity, ``other`` answered nothing."""
     return (err[0] == "error" and other[0] == "value" and not other[1]
             and any(m in str(err[1]).lower() for m in _VALUE_ERRORS))
+
+
+def _fn_value_error(q: dict, err: tuple[str, Any], other: tuple[str, Any]) -> bool:
+    """DataScript raised on a value given to get-else / get-some / missing? where an entity is
+    expected (0, a string), in its written order, on a row that our plan filtered out first (or
+    the reverse): e.g. ``[(missing? $ ?v :a/n)]`` before ``[?e :a/mix true]`` over values 0 and true."""
+    return (err[0] == "error" and other[0] == "value"
+            and "expected number or lookup ref for entity id" in str(err[1]).lower()
+            and any(f"({fn} $ ?v" in q["query"] for fn in ("missing?", "get-else", "get-some")))
 
 
 def _validation(msg: str) -> bool:
