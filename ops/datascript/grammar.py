@@ -84,13 +84,20 @@ class Attr:
 class Model:
     types: list[str]
     attrs: dict[str, Attr]
+    # per type, outside ``attrs`` (so no production draws them by chance): ``T/alias`` (unique
+    # identity, never held: lookup refs on it find nothing), ``T/ghost`` (a ref nobody holds) and
+    # ``T/owner`` (a unique identity ref held by every other entity: nested lookup refs)
+    extra: dict[str, Attr] = field(default_factory=dict)
+
+    def attr(self, name: str) -> Attr:
+        return self.attrs.get(name) or self.extra[name]
 
     def of(self, ns: str, *kinds: str) -> list[Attr]:
         return [a for a in self.attrs.values() if a.ns == ns and (not kinds or a.kind in kinds)]
 
     def schema(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
-        for a in self.attrs.values():
+        for a in [*self.attrs.values(), *self.extra.values()]:
             props: dict[str, str] = {}
             if a.unique:
                 props["db/unique"] = f"db.unique/{a.unique}"
@@ -146,7 +153,12 @@ def make_model(rnd: random.Random) -> Model:
         if rnd.random() < 0.5:
             attrs[f"{t}/links"] = Attr(f"{t}/links", t, "ref", many=True, target=rnd.choice(types),
                                        presence=rnd.choice([0.9, 0.5]))
-    return Model(types, attrs)
+    extra = {}
+    for i, t in enumerate(types):  # no random draws: the rest of the case stays as it was
+        extra[f"{t}/alias"] = Attr(f"{t}/alias", t, "str", unique="identity", presence=0.0)
+        extra[f"{t}/ghost"] = Attr(f"{t}/ghost", t, "ref", target=t, presence=0.0)
+        extra[f"{t}/owner"] = Attr(f"{t}/owner", t, "ref", unique="identity", target=types[(i + 1) % len(types)])
+    return Model(types, attrs, extra)
 
 
 def _pick(rnd: random.Random, a: Attr) -> Any:
@@ -182,6 +194,11 @@ def make_entities(rnd: random.Random, model: Model, n: int) -> dict[str, dict[st
                 else:
                     ent[a.name] = _pick(rnd, a)
             out[ident] = ent
+    for t, a in [(a.ns, a) for a in model.extra.values() if a.presence]:  # T/owner: every other entity
+        pool = idents[a.target]
+        for i, ident in enumerate(idents[t]):
+            if i % 2 == 0 and i < len(pool):
+                out[ident][a.name] = pool[i]
     return out
 
 
@@ -198,14 +215,14 @@ def to_txs(model: Model, entities: dict[str, dict[str, Any]], chunk: int = 2000)
     for i in range(0, len(items), chunk):
         tx = []
         for ent in items[i : i + chunk]:
-            tx.append({k: v for k, v in ent.items() if model.attrs[k].kind != "ref"})
+            tx.append({k: v for k, v in ent.items() if model.attr(k).kind != "ref"})
         txs.append(tx)
     adds = []
     for ent in items:
-        ident_attr = next(k for k in ent if model.attrs[k].kind == "id")
+        ident_attr = next(k for k in ent if model.attr(k).kind == "id")
         me = [ident_attr, ent[ident_attr]]
         for k, v in ent.items():
-            a = model.attrs[k]
+            a = model.attr(k)
             if a.kind != "ref":
                 continue
             for target in v if isinstance(v, list) else [v]:
@@ -300,7 +317,7 @@ class QueryGen:
         self.reverse: dict[tuple[str, str], list[str]] = {}  # (attr, target ident) -> holders
         for ident, ent in entities.items():
             for k, v in ent.items():
-                if model.attrs[k].kind == "ref":
+                if model.attr(k).kind == "ref":
                     for t in v if isinstance(v, list) else [v]:
                         self.reverse.setdefault((k, t), []).append(ident)
         self.q: Query | None = None
@@ -977,8 +994,11 @@ def p_odd_entity(g: QueryGen, s: Scope, depth: int) -> Any:
     t = rnd.choice([t for t in g.model.types if g.by_type[t]])
     a = g.attr_of(t, "int", "str", "bool") or g.model.attrs[f"{t}/id"]
     tx = [s.fresh("v", VarInfo("v", None, Attr("_", "", "tx")))] if depth == 0 and rnd.random() < 0.3 else []
-    shape = rnd.choice(["zero", "absent-attr", "value-as-entity", "value-as-entity"])
+    shape = rnd.choice(["zero", "absent-attr", "value-as-entity", "value-as-entity", "value-as-entity", "alias",
+                        "nil-ref", "nested", "nested", "string"])
     g.q.tags.add("odd_entity")
+    if shape in ("alias", "nil-ref", "string", "nested"):
+        return _odd_lookup(g, s, t, a, shape, tx)
     if shape == "zero":
         return [0, Kw(a.name), s.fresh("v", VarInfo("v", t, a)), *tx]
     if shape == "absent-attr":
@@ -987,6 +1007,25 @@ def p_odd_entity(g: QueryGen, s: Scope, depth: int) -> Any:
     if not vs:
         return None
     return [Sym(rnd.choice(vs)), Kw(a.name), s.fresh("v", VarInfo("v", t, None)), *tx]
+
+
+def _odd_lookup(g: QueryGen, s: Scope, t: str, a: Attr, shape: str, tx: list) -> Any:
+    """Entity positions written as lookup refs (or a string) that p_odd_entity draws."""
+    rnd = g.rnd
+    v = s.fresh("v", VarInfo("v", t, None))
+    if shape == "alias":  # a unique attribute with no datoms: the lookup ref finds nothing
+        return [[Kw(f"{t}/alias"), rnd.choice(g.by_type[t])], Kw(a.name), v, *tx]
+    if shape == "nil-ref":  # a lookup ref whose value no datom can hold
+        return [[Kw(f"{t}/id"), None], Kw(a.name), v, *tx]
+    if shape == "string":  # a string written as an entity: both raise
+        return [rnd.choice(g.by_type[t]), Kw(a.name), v, *tx]
+    if shape == "nested":  # [:T/owner [:U/id "u2"]]: a lookup ref through a unique ref attribute
+        own = g.model.extra[f"{t}/owner"]
+        pool = g.by_type[own.target]
+        held = [x for x in pool[: len(g.by_type[t]) : 2]] or ["nobody"]
+        who = rnd.choice(held) if rnd.random() < 0.9 else "nobody"
+        g.q.tags.add("nested_lookup_ref")
+        return [[Kw(own.name), [Kw(f"{own.target}/id"), who]], Kw(a.name), v, *tx]
 
 
 def p_tx_more(g: QueryGen, s: Scope, depth: int) -> Any:
@@ -1105,14 +1144,32 @@ def p_rule_more(g: QueryGen, s: Scope, depth: int) -> Any:
 def p_invalid(g: QueryGen, s: Scope, depth: int) -> Any:
     """Clauses DataScript rejects (when it reaches them on a non-empty relation): a ``not-join``
     whose join variable nothing binds, an ``or-join`` branch that does not bind a join variable,
-    a rule call with no ``%``."""
+    a rule call with no ``%``; and what ours rejects up front: an ``or-join`` whose required
+    variable nothing binds before it (DataScript agrees), a rule call with the wrong number of
+    arguments or an unbound required variable (DataScript 1.8.1 checks neither: ``KEPT``)."""
     e = _some_entity(g, s)
     if depth > 0 or e is None:
         return None
     info = s.vars[e]
     a = g.attr_of(info.ns) or g.model.attrs[f"{info.ns}/id"]
-    shape = g.rnd.choice(["not-join", "or-join", "no-rules"])
+    rules_free = "%" not in [str(i) for i in g.q.ins]
+    shape = g.rnd.choice(["not-join", "or-join", "no-rules", "or-join-required"]
+                         + (["rule-arity", "rule-required"] if rules_free else []))
     g.q.tags.add("invalid_" + shape.replace("-", "_"))
+    if shape == "or-join-required":  # (or-join [[?x] ?e] ...) with ?x bound by nothing before it
+        x = Sym(f"?free{s.counter[0] + 1}")
+        s.counter[0] += 1
+        return L((Sym("or-join"), [[x], e], [e, Kw(a.name), x]))
+    if shape in ("rule-arity", "rule-required"):
+        g.q.ins.append(Sym("%"))
+        if shape == "rule-arity":
+            g.q.inputs.append(f"[[(two ?e ?v) [?e :{a.name} ?v]]]")
+            extra = [s.fresh("v", VarInfo("v", info.ns, None))] if g.rnd.random() < 0.5 else []
+            return L((Sym("two"), e, *extra))  # one argument short, or one too many
+        g.q.inputs.append(f"[[(needs [?e] ?v) [?e :{a.name} ?v]]]")
+        f = Sym(f"?free{s.counter[0] + 1}")  # unbound where the call is written
+        s.counter[0] += 1
+        return L((Sym("needs"), f, s.fresh("v", VarInfo("v", info.ns, None))))
     if shape == "not-join":
         x = Sym(f"?free{s.counter[0] + 1}")
         s.counter[0] += 1
@@ -1125,17 +1182,111 @@ def p_invalid(g: QueryGen, s: Scope, depth: int) -> Any:
     return L((Sym("nosuch"), e))
 
 
+def p_fn_on_value(g: QueryGen, s: Scope, depth: int) -> Any:
+    """``get-else`` / ``get-some`` / ``missing?`` given a *value* where an entity is expected (ints
+    that may name entities, 0, strings, booleans: DataScript raises on some, reads others as
+    nobody), or an attribute that is no keyword."""
+    rnd = g.rnd
+    vs = [v for v in s.values("int", "str", "bool", "mixed", "id") if s.vars[v].attr is not None]
+    if not vs:
+        return None
+    v = Sym(rnd.choice(vs))
+    t = rnd.choice(g.model.types)
+    a = g.attr_of(t, "int", "str") or g.model.attrs[f"{t}/id"]
+    g.q.tags.add("fn_on_value")
+    ints = [x for x in vs if s.vars[x].attr.kind == "int"]
+    if ints and rnd.random() < 0.25:  # (/ ?n 2): 1.5 names nobody, 2 (2.0 in JS) entity 2
+        f = s.fresh("v", VarInfo("v", None, None))
+        return Many([[L((Sym("/"), Sym(rnd.choice(ints)), 2)), f],
+                     [L((Sym("get-else"), Sym("$"), f, Kw(a.name), -1)), s.fresh("v", VarInfo("v", None, None))]])
+    shape = rnd.choice(["get-else", "get-else", "get-some", "missing", "missing", "bad-attr"])
+    if shape == "missing":
+        return [L((Sym("missing?"), Sym("$"), v, Kw(a.name)))]
+    if shape == "get-some":
+        return [L((Sym("get-some"), Sym("$"), v, Kw(a.name))),
+                [s.fresh("v", VarInfo("v", None, None)), s.fresh("v", VarInfo("v", None, None))]]
+    if shape == "bad-attr":
+        g.q.tags.add("fn_bad_attr")
+    attr = Kw(a.name) if shape == "get-else" else rnd.choice([5, True])
+    return [L((Sym("get-else"), Sym("$"), v, attr, -1)), s.fresh("v", VarInfo("v", None, None))]
+
+
+def p_ref_input(g: QueryGen, s: Scope, depth: int) -> Any:
+    """``:in [?r ...]`` of lookup refs (sometimes with a string that names nobody) joined as a ref
+    attribute's value: a bound value set of lookup refs, each row keeping the one it was given."""
+    e = _some_entity(g, s)
+    if depth > 0 or e is None:
+        return None
+    refs = [a for a in g.model.of(s.vars[e].ns, "ref")]
+    if not refs:
+        return None
+    rnd = g.rnd
+    a = rnd.choice(refs)
+    held = g.ents.get(s.vars[e].witness, {}).get(a.name)
+    held = held if isinstance(held, list) else [held] if held else []
+    idents = held + [rnd.choice(g.by_type[a.target]) for _ in range(rnd.randint(0, 6))]
+    vals = _dedupe([[f"{a.target}/id", x] for x in idents])
+    if rnd.random() < 0.5:
+        vals.append(rnd.choice(["junk", idents[0] if idents else "x"]))
+    if not vals:
+        return None
+    if rnd.random() < 0.4:  # built by a function: lookup refs a ref attribute's value set resolves (rows keep them)
+        r = s.fresh("v", VarInfo("v", None, None))
+        g.q.tags.add("fn_ref_values")
+        ground = [[Kw(x[0]), x[1]] if isinstance(x, list) else x for x in vals]
+        return Many([[L((Sym("ground"), ground)), [r, Sym("...")]], [e, Kw(a.name), r]])
+    # an entity variable: ours returns the entity, DataScript the lookup ref given (same identity)
+    r = s.fresh("e", VarInfo("e", a.target, witness=held[0] if held else None))
+    g.q.ins.append([r, Sym("...")])
+    g.q.inputs.append(vals)
+    g.q.tags.add("input_ref_values")
+    return [e, Kw(a.name), r]
+
+
+def p_rule_adorned(g: QueryGen, s: Scope, depth: int) -> Any:
+    """A rule whose body holds a plain ``not`` on a head variable: what it means depends on what
+    the call binds where it is *written* (DataScript's order), never on the plan.  The call comes
+    before or after the clause binding that variable; at sizes past ~50 the planner prefers the
+    call either way.  Sometimes recursive, with the recursive call written before a clause that
+    binds one of its arguments."""
+    site = _rule_site(g, s, depth)
+    if site is None:
+        return None
+    e, info, t = site
+    rnd = g.rnd
+    b = g.attr_of(t, "str", "int")
+    if b is None:
+        return None
+    same = [x for x in g.model.of(t, b.kind) if x.name != b.name] or [b]
+    a = rnd.choice(same)
+    v = s.fresh("v", VarInfo("v", t, b, g.witness_value(info.witness, b)))
+    recursive = f"{t}/parent" in g.model.attrs and g.size <= 300 and rnd.random() < 0.3
+    rules = f"[[(r ?e ?s) (not [?e :{a.name} ?s]) [?e :{b.name} ?s]]"
+    if recursive:
+        # the prefix reachable from ?e ([?e :T/parent ?p] [?e :T/b ?s]) binds ?s for the recursive
+        # call, which is written with ?p only bound: solved as written (rules.Solver.plan)
+        rules += f" [(r ?e ?s) [?e :{t}/parent ?p] (r ?p ?s) [?e :{b.name} ?s]]"
+        g.q.tags.add("rule_adorned_recursive")
+    g.q.ins.append(Sym("%"))
+    g.q.inputs.append(rules + "]")
+    g.q.tags.add("rule_adorned")
+    binding = [Sym(e), Kw(b.name), v]
+    call = L((Sym("r"), Sym(e), v))
+    return Many([binding, call] if rnd.random() < 0.5 else [call, binding])
+
+
 CLAUSES = [
     (6, p_value), (7, p_const), (5, p_ref), (2, p_bound_join), (2, p_blank), (2, p_attr_var),
     (4, p_predicate), (3, p_fn), (2, p_missing), (3, p_not), (2, p_not_join), (2, p_or), (2, p_or_join),
     (2, p_rule), (1, p_const_entity), (1, p_tx),
     (2, p_fn_entity), (1, p_odd_entity), (1, p_tx_more), (1, p_fn_rebind), (1, p_rule_more), (1, p_invalid),
+    (1, p_fn_on_value), (1, p_ref_input), (1, p_rule_adorned),
 ]
 # the productions that reach rare branches of the scan and the planner, for a focused slice
 RARE = [
     (3, p_value), (3, p_const), (2, p_ref), (1, p_attr_var), (1, p_predicate), (1, p_not), (1, p_or_join),
     (4, p_fn_entity), (3, p_odd_entity), (4, p_tx_more), (2, p_fn_rebind), (3, p_rule_more), (2, p_invalid),
-    (2, p_tx), (1, p_const_entity), (1, p_rule),
+    (2, p_tx), (1, p_const_entity), (1, p_rule), (2, p_fn_on_value), (1, p_ref_input), (2, p_rule_adorned),
 ]
 # inside not / or bodies: refinements of bound variables only
 BODY = [(5, p_const), (2, p_blank), (2, p_predicate), (1, p_missing), (1, p_attr_var), (1, p_not),
@@ -1230,6 +1381,7 @@ _PULLS = [
     lambda t, m: [Kw(f"{t}/id")] + [{Kw(a.name): [Kw(f"{a.target}/id")]} for a in m.of(t, "ref")][:1],
     lambda t, m: [Kw(f"{t}/id")] + [Kw(f"{a.ns}/_{a.name.split('/')[1]}") for a in m.attrs.values()
                                      if a.kind == "ref" and a.target == t][:1],
+    lambda t, m: [Kw(f"{t}/id"), Kw(f"{t}/_ghost"), Kw(f"{t}/owner")],  # a reverse ref nobody holds
 ]
 
 

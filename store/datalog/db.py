@@ -249,9 +249,21 @@ class DatomDb:
         return sorted(r[0] for r in self._st.scan(aid, v=e))
 
     def attr_values(self, e: Any, attr: Any, for_fn: str = "") -> list[Any]:
+        """The values of ``attr`` on the entity a database function (``for_fn``: get-else,
+        get-some, missing?) was given, read as DataScript 1.8.1 reads it: a positive number is an
+        entity id (one that names nobody has no values), a pair a lookup ref; zero or a negative
+        number raises, and so does any other value for get-else / get-some (DataScript's
+        ``entid``), while ``missing?`` reads it as no entity (its ``entity`` takes only numbers,
+        lookup refs and keywords)."""
         a = edn.ident(attr)
         if a is None:
             raise QueryError(f"{for_fn}: bad attribute {edn.fmt(attr)}")
+        e = unwrap(e)
+        number = type(e) is int or type(e) is float
+        if (number and e <= 0) or (not number and not isinstance(e, (*_LISTY, Keyword)) and for_fn != "missing?"):
+            raise QueryError(f"{for_fn}: expected number or lookup ref for entity id, got {edn.fmt(e)}")
+        if type(e) is float:
+            e = int(e) if e.is_integer() else None  # JS numbers: 2.0 is entity 2
         eid = self._resolve(e)
         aid = self._st.attr_id(a)
         if eid is None or aid is None:
@@ -271,11 +283,9 @@ class DatomDb:
             return 0
         value = unwrap(value)
         if isinstance(value, _LISTY) and self.schema.is_ref(a):
-            value = self._resolve(value)
-            if value is None:
-                return 0
+            value = self._resolve(value)  # found: the query's lookup refs were resolved up front
         try:
-            return self._st.estimate(aid, encode(value))
+            return self._st.estimate(aid, encode(value))  # None (found nothing): TransactError
         except TransactError:
             return 0
 
@@ -479,6 +489,8 @@ class DatomDb:
     def _resolve_const(self, x: Any) -> int | None:
         """An entity written in a pattern; a lookup ref that finds nothing is an error, as in
         DataScript (a typo'd identity must not read as an empty answer)."""
+        if isinstance(x, str):  # as DataScript: a string is neither an entity id nor a lookup ref
+            raise QueryError(f"expected number or lookup ref for entity id, got {edn.fmt(x)}")
         e = self._resolve(x)
         if e is None and isinstance(x, _LISTY):
             raise QueryError(f"nothing found for entity id {self._shown_ref(x)}")
@@ -486,7 +498,12 @@ class DatomDb:
 
     @staticmethod
     def _shown_ref(x: Any) -> str:
-        return edn.fmt([edn.kw(x[0]) if isinstance(x[0], str) else x[0], *x[1:]])
+        """A lookup ref as the query wrote it: a vector, also a nested one ``[:a/r [:b/id "x"]]``."""
+        def shown(r: Any) -> Any:
+            if not isinstance(r, _LISTY):
+                return r
+            return [edn.kw(r[0]) if isinstance(r[0], str) else r[0], *map(shown, r[1:])]
+        return edn.fmt(shown(x))
 
     def _encode_value(self, x: Any, is_ref: bool) -> Any:
         """A pattern's value as stored (None: it cannot match any datom); for a ref attribute a

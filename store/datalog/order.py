@@ -82,7 +82,8 @@ def check_written_order(
                         f"insufficient bindings: {_names(unbound)} not bound in a branch of {_fmt(c.form)}", c.form
                     )
             seen |= join
-        elif isinstance(c, RuleCall):
+        else:  # the parser makes no other clause
+            assert isinstance(c, RuleCall), c
             check_rule_call(c, seen, rules, has_rules)
             adorn = tuple(isinstance(t, Const) or t in seen for t in c.args)
             if (c.name, adorn) not in checked:

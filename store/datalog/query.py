@@ -20,7 +20,7 @@ from .bindings import bind_with_dups, expand, flat_vars
 from .context import Context
 from .errors import QueryError, QueryParseError
 from .find import find
-from .order import check_rule_call, check_written_order
+from .order import check_written_order
 from .parser import (
     BLANK,
     Const,
@@ -50,39 +50,38 @@ _INF = float("inf")
 
 
 def not_join_vars(clauses: tuple, initial: set, written: dict[int, tuple]) -> dict[int, tuple]:
-    """Join variables of each plain ``not``: its vars bound by earlier clauses (DataScript order).
+    """What the written order (DataScript's) fixes for the planner, by clause index: the join
+    variables of each ``not`` and, for each rule call, its variables bound where it is written.
 
-    ``written`` holds what the written-order pre-pass (``order``) decided for the query's own
-    clauses; only rule bodies (solved per binding pattern) are worked out here, from ``initial``.
+    ``written`` holds the join variables of the plain nots that the written-order pre-pass
+    (``order``) decided: the query's own, or a rule body's for the binding pattern it is solved
+    with.  A rule call runs once the variables bound at its written position are, and is solved
+    with exactly those bound (``rules.call_rule``): a body's plain ``not`` joins on what the call
+    binds, and a function there binds or filters, so a call planned earlier or later than written
+    must not see fewer or more bindings (a silent wrong answer once an entity set grows past ~50).
     """
-    out = {}
+    out: dict[int, tuple] = {}
     seen = set(initial)
     for i, c in enumerate(clauses):
         if isinstance(c, Not):
-            if c.join_vars is None and id(c) in written:
-                out[i] = written[id(c)]
-            elif c.join_vars is None:
-                jv = tuple(sorted(vars_of(c) & seen, key=lambda v: v.name))
-                if not jv:
-                    names = " ".join(sorted(v.name for v in vars_of(c)))
-                    raise QueryParseError(
-                        f"insufficient bindings: none of #{{{names}}} is bound in {_fmt(c.form)}", c.form
-                    )
-                out[i] = jv
+            if c.join_vars is None:  # (a body solved with another binding pattern: from ``initial``)
+                out[i] = written.get(id(c)) or tuple(sorted(vars_of(c) & seen, key=lambda v: v.name))
             else:
                 out[i] = c.join_vars
         elif not isinstance(c, Predicate):
+            if isinstance(c, RuleCall):
+                out[i] = tuple(t for t in c.args if isinstance(t, Var) and t in seen)
             seen |= vars_of(c)
     return out
 
 
-def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
+def _fn_waits(clauses: tuple, rules: dict) -> dict[int, list[int]]:
     """Clause index -> the clauses written before it that it must wait for: a clause using an output
     variable of a function binding written before it waits for the function, and a function binding
     waits for the clauses before it that use its output variables.  Whichever comes first in the
     written order binds the variable, as in DataScript: a ``vector`` result is a lookup ref that a
     later pattern resolves, while a function run after a pattern is only compared with its value."""
-    fns = [(i, set(flat_vars(c.binding))) for i, c in enumerate(clauses) if isinstance(c, FnBinding)]
+    fns = [(i, outs) for i, c in enumerate(clauses) if (outs := _fn_outputs(c, rules))]
     if not fns:
         return {}
     out: dict[int, list[int]] = {}
@@ -93,6 +92,26 @@ def _fn_waits(clauses: tuple) -> dict[int, list[int]]:
                 first, then = (i, j) if i < j else (j, i)
                 out.setdefault(then, []).append(first)
     return out
+
+
+def _fn_outputs(c: Any, rules: dict, seen: frozenset = frozenset()) -> set:
+    """The variables a function binding may bind in clause ``c``: its own; for an ``or`` /
+    ``or-join``, those of its variables that a function binding in a branch binds (a branch's
+    ``vector`` result leaves the or as a lookup ref, as in DataScript); for a rule call, its
+    variables when a body of the rule (or of a rule it calls) holds a function binding."""
+    if isinstance(c, FnBinding):
+        return set(flat_vars(c.binding))
+    if isinstance(c, Or):
+        inner: set = set()
+        for branch in c.branches:
+            for b in branch:
+                inner |= _fn_outputs(b, rules, seen)
+        return inner & vars_of(c)
+    if isinstance(c, RuleCall) and c.name not in seen:
+        inside = seen | {c.name}
+        if any(_fn_outputs(b, rules, inside) for rule in rules.get(c.name, ()) for b in rule.body):
+            return vars_of(c)
+    return set()
 
 
 class Evaluator:
@@ -139,20 +158,16 @@ class Evaluator:
             if not set(c.required) <= bound:
                 return None
             return 100.0 if vars_of(c) & bound else 1e7
-        if isinstance(c, RuleCall):
-            defs = ctx.rules.get(c.name)
-            if defs is None or len(defs[0].head) != len(c.args):
-                check_rule_call(c, bound, ctx.rules, True)  # raises: unknown rule or wrong arity
-            req = defs[0].required
-            for i, p in enumerate(defs[0].head):
-                if p in req:
-                    t = c.args[i]
-                    if isinstance(t, Var) and t not in bound:
-                        return None
-            if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
-                return 50.0
-            return 1e8
-        raise QueryError(f"cannot evaluate clause {edn.fmt(c)}")
+        assert isinstance(c, RuleCall), c  # the parser makes no other clause
+        # known, with the right arity: order.check_written_order checked every call up front
+        # (the query's and those in the bodies of the rules it calls)
+        # waits for the variables bound where it is written (not_join_vars), which include its
+        # required ones (order.check_rule_call)
+        if not set(join or ()) <= bound:
+            return None
+        if any(isinstance(t, Const) or (isinstance(t, Var) and t in bound) for t in c.args):
+            return 50.0
+        return 1e8
 
     def run(self, clauses: tuple, ctx: Context, written: dict[int, tuple] | None = None) -> Context:
         """Evaluate ``clauses`` into ``ctx``; ``written``: the join variables of plain nots decided
@@ -160,7 +175,7 @@ class Evaluator:
         if not clauses:
             return ctx
         joins = not_join_vars(clauses, ctx.bound(), self.not_joins if written is None else written)
-        waits = _fn_waits(clauses)
+        waits = _fn_waits(clauses, ctx.rules)
         remaining = list(range(len(clauses)))
         while remaining and not ctx.empty:
             bound = ctx.bound()
@@ -171,17 +186,13 @@ class Evaluator:
                 cst = self.cost(clauses[i], ctx, bound, joins.get(i))
                 if cst is not None and cst < best_cost:
                     best, best_cost = i, cst
-            if best is None:  # rule bodies only: the query's own clauses passed the written-order check
-                c = clauses[remaining[0]]
-                unbound = " ".join(sorted(v.name for v in vars_of(c) - bound))
-                raise QueryParseError(f"insufficient bindings: #{{{unbound}}} not bound in {_fmt(c.form)}", c.form)
+            # order.check_written_order accepted the written order (of the query and of each rule
+            # body, from the head variables its call binds), so the earliest remaining clause can run
+            assert best is not None, clauses[remaining[0]]
             remaining.remove(best)
             self.clause(clauses[best], ctx, joins.get(best))
-        if remaining:  # context is empty; still validate what's left cheaply
-            for i in remaining:
-                c = clauses[i]
-                if isinstance(c, RuleCall) and c.name not in ctx.rules:
-                    check_rule_call(c, set(), ctx.rules, True)
+        # clauses left once the context is empty need no check: order.check_written_order validated
+        # every clause (and every rule call, with the bodies it calls) before evaluation
         return ctx
 
     def clause(self, c: Any, ctx: Context, join: tuple | None) -> None:
@@ -195,8 +206,9 @@ class Evaluator:
             self.negate(c, ctx, join or ())
         elif isinstance(c, Or):
             self.disjunction(c, ctx)
-        elif isinstance(c, RuleCall):
-            call_rule(self, c, ctx)
+        else:
+            assert isinstance(c, RuleCall), c  # the parser makes no other clause
+            call_rule(self, c, ctx, join)
 
     # -- data patterns -------------------------------------------------------------------
     def pattern(self, p: Pattern, ctx: Context) -> Rel:
@@ -473,9 +485,10 @@ def resolve_written_refs(db: DatomDb, clauses: tuple, rules: dict, called: set[s
     for c in clauses:
         if isinstance(c, Pattern) and c.source == "$":
             t = c.terms
-            if isinstance(t[0], Const) and isinstance(t[0].value, tuple):
+            if isinstance(t[0], Const) and isinstance(t[0].value, (tuple, str)):
                 db._resolve_const(t[0].value)
-            if len(t) > 2 and isinstance(t[1], Const) and isinstance(t[2], Const) and isinstance(t[2].value, tuple):
+            if (len(t) > 2 and isinstance(t[1], Const) and isinstance(t[2], Const)
+                    and isinstance(t[2].value, (tuple, str))):
                 ident = edn.ident(t[1].value) if isinstance(t[1].value, (str, Keyword)) else None
                 if ident and db.schema.is_ref(ident):
                     db._resolve_const(t[2].value)

@@ -23,7 +23,7 @@ from . import edn
 from .context import Context
 from .errors import DatalogError, QueryError
 from .order import check_written_order
-from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, _fmt, vars_of
+from .parser import Const, FnBinding, Not, Or, Predicate, Rule, RuleCall, Var, vars_of
 from .relation import Rel, first_positions, getter, hash_join
 
 if TYPE_CHECKING:
@@ -122,7 +122,15 @@ class Solver:
                         if not isinstance(c, (Predicate, Not)):
                             bound |= vs
                         changed = True
-            p = ("linear", rule, tuple(prefix), call, tuple(rest), None)
+            # the call must be solved with the variables bound where it is written (see
+            # query.not_join_vars); when the prefix binds others, solve the body as written instead
+            written = {v for v, b in zip(rule.head, adorn, strict=False) if b}
+            for c in rule.body[: top[0]]:
+                if not isinstance(c, (Predicate, Not)):
+                    written |= vars_of(c)
+            same = {t for t in call.args if isinstance(t, Var) and t in bound} == (vars_of(call) & written)
+            p = ("linear", rule, tuple(prefix), call, tuple(rest), None) if same else ("naive", rule, None, None,
+                                                                                      None, None)
         else:
             p = ("naive", rule, None, None, None, None)
         self.plans[pk] = p
@@ -272,14 +280,17 @@ def resolve_call(db: Any, call: RuleCall) -> RuleCall:
     return RuleCall(call.name, tuple(args), call.form) if changed else call
 
 
-def call_rule(ev: Evaluator, c: RuleCall, ctx: Context) -> None:
-    """A rule call in a where clause: seed magic from the context, solve, join answers."""
+def call_rule(ev: Evaluator, c: RuleCall, ctx: Context, written: tuple | None = None) -> None:
+    """A rule call in a where clause: seed magic from the context, solve, join answers.
+
+    ``written``: the call's variables bound where it is written (``query.not_join_vars``); the
+    call is solved with exactly those bound, as DataScript would (other bound variables join the
+    answers afterwards), so that the plan never changes what the rule body means."""
     c = resolve_call(ev.db, c)
     solver = ctx.solver
-    if solver is None:
-        raise QueryError(f"no rules given: {_fmt(c.form)} calls rule {c.name}, but :in has no % for the rules")
-    bound_vars = [t for t in c.args if isinstance(t, Var) and ctx.has(t)]
-    rel = ctx.merge(bound_vars) if bound_vars else Rel((), [()])
+    assert solver is not None, c  # order.check_rule_call: a query calling rules has % in :in
+    bound_vars = [t for t in c.args if isinstance(t, Var) and ctx.has(t) and (written is None or t in written)]
+    rel = ctx.merge(bound_vars).project(tuple(bound_vars)) if bound_vars else Rel((), [()])
     key, tuples = magic_for(c, rel, solver.rules)
     solver.register(key, tuples)
     if not ctx.in_fix:

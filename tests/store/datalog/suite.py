@@ -299,4 +299,27 @@ CASES: list[tuple[str, str, list, list[int]]] = [
     ("tx position", "[:find ?sid ?tx :where [?s :session/id ?sid ?tx] [(< ?tx 536870920)]]", [], []),
     ("unknown attribute", "[:find ?x :where [?x :no/such ?y]]", [], []),
     ("empty collection input", "[:find ?sid :in $ [?sid ...] :where [?s :session/id ?sid]]", [[]], []),
+    # session 6: the scan's bound entity sets that hold no entity, function results given to
+    # get-else, lookup refs built inside an or-join (the pattern after it must wait for it)
+    ("strings used as entities", "[:find ?t :where [?s :session/title ?t] [?t :session/id ?x]]", [], []),
+    (
+        "built lookup refs naming nobody",
+        '[:find ?t :where [?s :session/id ?sid] [(str ?sid "x") ?k] [(vector :session/id ?k) ?r]'
+        " [?r :session/title ?t]]",
+        [],
+        [],
+    ),
+    (
+        "get-else given quotients",
+        '[:find ?d :where [?m :message/chars ?c] [(/ ?c 2) ?f] [(get-else $ ?f :session/title "none") ?d]]',
+        [],
+        [],
+    ),
+    (
+        "lookup refs built in an or-join",
+        "[:find ?r ?t :where [?s :session/id ?sid] (or-join [?sid ?r] [(vector :session/id ?sid) ?r]"
+        ' (and [(str ?sid "x") ?k] [(vector :session/id ?k) ?r])) [?r :session/title ?t]]',
+        [],
+        [],
+    ),
 ]

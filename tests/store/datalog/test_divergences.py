@@ -213,3 +213,82 @@ def test_a_lookup_ref_miss_raises_whatever_the_plan(db):
     rules = '[[(far ?e) [?e :a/r [:a/id "nope"]]]]'
     with pytest.raises(QueryError, match="nothing found for entity id"):
         db.q("[:find ?e :in $ % :where [?e :a/n 1000] (far ?e)]", rules)
+
+
+# -- session 6: what the plan must not change, and entities given to database functions -------------
+
+# 80 entities: past ~50 bound entities the planner preferred the rule call (cost 50) to the
+# pattern written before it, solved it with ?s unbound, and the body's plain not joined on ?e alone
+BIG = [{"a/id": f"y{i}", "a/s": f"t{i % 2}", "a/tags": ["t1", f"t{i % 3}"]} for i in range(80)]
+BIG_SCHEMA = {"a/id": {"db/unique": "db.unique/identity"}, "a/tags": {"db/cardinality": "db.cardinality/many"}}
+NOT_RULE = "[[(r ?e ?s) (not [?e :a/s ?s]) [?e :a/tags ?s]]]"
+ADORNED = [
+    # written with ?s bound: the not means "no :a/s equal to ?s"
+    "[:find ?e ?s :in $ % :where [?e :a/id _] [?e :a/tags ?s] (r ?e ?s)]",
+    # written with ?s unbound: the not means "no :a/s at all" (nobody here), whatever the plan
+    "[:find ?e ?s :in $ % :where [?e :a/id _] (r ?e ?s) [?e :a/tags ?s]]",
+]
+
+
+def _tag_rows(ents):
+    return {(e["a/id"], t) for e in ents for t in e["a/tags"] if t != e["a/s"]}
+
+
+@pytest.fixture
+def big(open_db):
+    db = open_db(BIG_SCHEMA, "big.sqlite")
+    db.transact(BIG)
+    return db
+
+
+def test_rule_call_is_solved_with_the_bindings_of_its_written_position(big):
+    ids = dict(big.q("[:find ?e ?i :where [?e :a/id ?i]]"))
+    first = {(ids[e], s) for e, s in big.q(ADORNED[0], NOT_RULE)}
+    assert first == _tag_rows(BIG) and len(first) == 79
+    assert big.q(ADORNED[1], NOT_RULE) == []
+
+
+def test_rule_call_adornment_matches_datascript(big, datascript):
+    ref = datascript(BIG_SCHEMA, [BIG], [{"query": q, "inputs": [NOT_RULE]} for q in ADORNED])
+    for query, r in zip(ADORNED, ref["results"], strict=True):
+        assert sorted(map(list, big.q(query, NOT_RULE))) == sorted(r["value"]), query
+
+
+FN_ENTITY = [
+    # (query, input, expected answer or None when DataScript raises "Expected number or lookup ref")
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", 0, None),
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", -3, None),
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", "x0", None),
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", True, None),
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", 1.5, [(9,)]),
+    ("[:find ?d :in $ ?x :where [(get-else $ ?x :a/n 9) ?d]]", 99999, [(9,)]),
+    ("[:find ?a ?v :in $ ?x :where [(get-some $ ?x :a/n) [?a ?v]]]", "x0", None),
+    ("[:find ?x :in $ ?x :where [(missing? $ ?x :a/n)]]", 0, None),
+    ("[:find ?x :in $ ?x :where [(missing? $ ?x :a/n)]]", -2, None),
+    ("[:find ?x :in $ ?x :where [(missing? $ ?x :a/n)]]", "x0", [("x0",)]),
+    ("[:find ?x :in $ ?x :where [(missing? $ ?x :a/n)]]", True, [(True,)]),
+    ("[:find ?x :in $ ?x :where [(missing? $ ?x :a/n)]]", 1.5, [(1.5,)]),
+    # values used as entities: a/n holds 5, 5, 3, 1 (3 and 1 are entities, 5 names nobody)
+    ("[:find ?e ?d :where [?e :a/n ?x] [(get-else $ ?x :a/n 0) ?d]]", None, [(1, 0), (2, 0), (3, 3), (4, 5)]),
+    ('[:find ?v :where ["x0" :a/n ?v]]', None, None),  # a string written as an entity
+    ('[:find ?e :where [?e :a/r "x0"]]', None, None),  # ... or as a ref attribute's value
+]
+
+
+@pytest.mark.parametrize(("query", "arg", "expected"), FN_ENTITY)
+def test_entities_given_to_database_functions_as_datascript_reads_them(db, query, arg, expected):
+    args = [] if arg is None else [arg]
+    if expected is None:
+        with pytest.raises(QueryError, match="expected number or lookup ref for entity id, got"):
+            db.q(query, *args)
+    else:
+        assert sorted(db.q(query, *args)) == expected
+
+
+def test_entities_given_to_database_functions_match_datascript(db, datascript):
+    ref = datascript(SCHEMA, [TX], [{"query": q, "inputs": [] if a is None else [a]} for q, a, _e in FN_ENTITY])
+    for (query, _a, expected), r in zip(FN_ENTITY, ref["results"], strict=True):
+        if expected is None:
+            assert "Expected number or lookup ref for entity id" in r["error"], query
+        else:
+            assert sorted(map(tuple, r["value"])) == expected, query

@@ -41,7 +41,8 @@ def test_regressions_exist():
 # -- the live slice --------------------------------------------------------------------------
 
 # ~350 queries; about 15 s on an idle 2-core machine (node and Python each take a core)
-SLICE = [(seed, 10) for seed in range(1, 5)] + [(seed, 300) for seed in range(5, 9)] + [(11, 5000)]
+# (seed 7 at 300 entities is left out: it draws a value join that DataScript takes over 20 s on)
+SLICE = [(seed, 10) for seed in range(1, 5)] + [(seed, 300) for seed in (5, 6, 8, 9)] + [(11, 5000)]
 
 
 @pytest.fixture(scope="module")
