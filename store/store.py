@@ -19,8 +19,10 @@ fleet), gets `WriterLockHeldError` and nothing is written. Reads never need the 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +32,10 @@ from sqlalchemy import Connection
 
 from . import views
 from .blobs import BlobStore, inline
-from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
+from .errors import DependantsError, NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
+from .forget import delete as forget_delete
+from .forget import dependants as forget_dependants
+from .forget import erase
 from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine
@@ -184,7 +189,11 @@ class Store:
             try:
                 conn.info["begin"] = "BEGIN IMMEDIATE"
                 with conn.begin(), gc_paused():
-                    return GroupCommit(conn, self.blobs, self.settings).run(writes)
+                    group = GroupCommit(conn, self.blobs, self.settings)
+                    receipts = group.run(writes)
+                if group.deleted:  # durable now: unlink the freed files, truncate the WAL
+                    erase.after_commit(conn, self.blobs, group.unlink_after_commit)
+                return receipts
             except BaseException:
                 self._drop_write_connection()  # whatever state it was left in, the next commit starts afresh
                 raise
@@ -256,6 +265,58 @@ class Store:
         """
         return self.commit({"write_id": f"alias:{alias}:{session}", "session": session,
                             "events": [{"type": "alias/set", "alias": alias}]})
+
+    def delete_session(self, session: str, *, cascade: bool = False, detach: bool = False,
+                       reason: str | None = None, dry_run: bool = False,
+                       write_id: str | None = None) -> dict[str, Any]:
+        """Delete a session for real (docs/forgetting.md): its rows, its facts in the tx log
+        and the index, and the payloads nothing else references; a tombstone remains.
+
+        Args:
+            session: a session id or alias.
+            cascade: also delete every session that depends on it, transitively.
+            detach: keep the rows its dependants (forks) still read, so their views are
+                unchanged; delete the rest.
+            reason: recorded in the tombstone.
+            dry_run: change nothing; return what would go (`"status": "dry-run"`).
+            write_id: the delete's write id (default: a new one); sending the same write id
+                again returns the stored receipt, marked `duplicate`.
+
+        Returns:
+            The receipt: `{"status": "committed", "write_id", "tx_id", "session", "deleted":
+            [session ids], "mode", "counts": {session: {table: rows}}, "payloads",
+            "bytes_freed", "at"}`; with `dry_run` the plan (`counts`, `payloads`,
+            `bytes_freed`, `dependants`, `sessions`).
+
+        Raises:
+            DependantsError: other sessions depend on it and neither `cascade` nor `detach`
+                was given (`.dependants` lists them); nothing was deleted.
+            SessionDeletedError: it was deleted already.
+            NotFoundError: no such session or alias.
+        """
+        if dry_run:
+            with self._read() as conn, conn.begin():
+                try:
+                    plan = forget_delete.plan(conn, self.blobs, session, cascade=cascade, detach=detach)
+                except DependantsError as exc:
+                    sid = forget_delete.resolve(conn, session)
+                    plan = forget_delete.Plan(sid, "plain", [sid], exc.dependants, {sid: []}, [])
+                    return {**forget_delete.dry_run(conn, self.blobs, plan), "refused": exc.as_dict()}
+                return forget_delete.dry_run(conn, self.blobs, plan)
+        event: dict[str, Any] = {"type": "session/deleted", "cascade": cascade, "detach": detach}
+        if reason is not None:
+            event["reason"] = reason
+        return self.commit({"write_id": write_id or f"delete-{uuid.uuid4().hex}", "session": session,
+                            "events": [event]})
+
+    def tombstone(self, session: str) -> dict[str, Any] | None:
+        """What remains of a deleted session: `{"session_id", "deleted_at", "reason", "write_id",
+        "tx_id", "mode", "counts", "bytes_freed"}`, or None if it was never deleted."""
+        with self._read() as conn, conn.begin():
+            stone = forget_dependants.tombstone(conn, session)
+        if stone is not None:
+            stone["counts"] = json.loads(stone["counts"])
+        return stone
 
     # -- reads --------------------------------------------------------------------------
     def _read(self) -> Connection:

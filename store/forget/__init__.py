@@ -1,0 +1,1 @@
+"""Forgetting: deleting sessions for real, retention policies and payload garbage collection."""
