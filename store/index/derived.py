@@ -214,9 +214,9 @@ class Index:
         delete, kept for readers of a rebuild) are removed."""
         conn = db._st.conn
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        current = os.readlink(self.link)
+        keep = {os.readlink(self.link), Path(db.path).name}  # the current one, and one being rebuilt
         for old in self.root.glob("index-*.sqlite"):
-            if old.name != current:
+            if old.name not in keep:
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{old}{suffix}").unlink(missing_ok=True)
 
