@@ -47,7 +47,8 @@ def full_session(store: Store, sid: str, marker: str = "MARKER") -> None:
         {"type": "eval/added", "turn": 1, "code": f"print('{marker}')", "result": marker},
         {"type": "snapshot/added", "turn": 1, "vars": {"x": marker}},
         head("h-" + sid, None, turn=1, final=f"{marker} final", state={"s": marker}),
-        {"type": "turn/put", "turn_id": 1, "status": "final", "final": f"{marker} final turn", "head_after": "h-" + sid},
+        {"type": "turn/put", "turn_id": 1, "status": "final", "final": f"{marker} final turn",
+         "head_after": "h-" + sid},
         {"type": "alias/set", "alias": f"alias-{sid}"},
         {"type": "agent/thought", "note": marker, "payload": f"{marker} annotation payload"},
         {"type": "session/status", "status": "stopped"},
@@ -103,7 +104,8 @@ def test_a_deleted_id_is_never_reused(store):
     with pytest.raises(SessionDeletedError):
         store.delete_session("a")
     assert count(store, "SELECT count(*) FROM sessions WHERE session_id = 'a'") == 0
-    assert count(store, "SELECT count(*) FROM rejected_writes WHERE error_type = 'session/deleted'") == 3  # the second delete too
+    # the two writes and the second delete
+    assert count(store, "SELECT count(*) FROM rejected_writes WHERE error_type = 'session/deleted'") == 3
 
 
 def test_write_ids_of_a_deleted_session_still_answer_as_duplicates(store):
