@@ -42,6 +42,11 @@ class Plan:
     keep: dict[str, Ranges] = field(default_factory=dict)
     #: deleted sessions (earlier detaches) whose kept rows may now go too
     pruned: list[str] = field(default_factory=list)
+    #: per session: heads kept because rows that stay name them (invocations, derivations)
+    keep_heads: dict[str, set[str]] = field(default_factory=dict)
+
+    def kept(self, sid: str) -> tuple[Ranges, set[str]]:
+        return self.keep.get(sid, []), self.keep_heads.get(sid, set())
 
 
 def resolve(conn: Connection, name: str) -> str:
@@ -71,17 +76,21 @@ def plan(conn: Connection, blobs: BlobStore, name: str, *, cascade: bool = False
     pruned = sorted(dependants.tombstoned_sources(conn, blobs, sessions))
     for stone in pruned:
         keep[stone] = dependants.needed_ranges(conn, blobs, stone, leaving)
-    return Plan(sid, mode, sessions, direct, keep, pruned)
+    heads = {s: dependants.needed_heads(conn, s, leaving) for s in [*sessions, *pruned] if s in pruned or detach}
+    return Plan(sid, mode, sessions, direct, keep, pruned, heads)
 
 
 def _kept(table: schema.Table, ranges: Ranges) -> Any:
     return or_(*[table.c.event_id.between(lo, hi) for lo, hi in ranges]) if ranges else None
 
 
-def _owned(table: schema.Table, session: str, ranges: Ranges) -> Any:
-    """The rows of `session` in `table` that go: all of them but the kept ranges."""
+def _owned(table: schema.Table, session: str, ranges: Ranges, heads: set[str]) -> Any:
+    """The rows of `session` in `table` that go: all of them but the kept ranges (and heads)."""
     where = table.c.session_id == session
     kept = _kept(table, ranges) if table in BRANCH_TABLES else None
+    if table is schema.heads and heads:
+        named = table.c.head_id.in_(sorted(heads))
+        kept = named if kept is None else or_(kept, named)
     return where if kept is None else and_(where, not_(kept))
 
 
@@ -97,7 +106,7 @@ def dry_run(conn: Connection, blobs: BlobStore, p: Plan) -> dict[str, Any]:
     """What `execute` would remove, counted without writing."""
     counts: dict[str, int] = {}
     for sid in p.sessions + p.pruned:
-        for table, where in _row_filters(sid, p.keep.get(sid, []), sid in p.pruned):
+        for table, where in _row_filters(sid, *p.kept(sid), sid in p.pruned):
             n = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
             if n:
                 counts[table.name] = counts.get(table.name, 0) + n
@@ -109,17 +118,16 @@ def dry_run(conn: Connection, blobs: BlobStore, p: Plan) -> dict[str, Any]:
             "counts": counts, "payloads": len(freed), "bytes_freed": size}
 
 
-def _row_filters(sid: str, keep: Ranges, pruned: bool) -> list[tuple[schema.Table, Any]]:
+def _row_filters(sid: str, keep: Ranges, heads: set[str], pruned: bool) -> list[tuple[schema.Table, Any]]:
     tables: list[tuple[schema.Table, Any]] = []
     for table in (schema.events, *BRANCH_TABLES):
-        tables.append((table, _owned(table, sid, keep)))
+        tables.append((table, _owned(table, sid, keep, heads)))
+    kept_any = bool(keep or heads)  # kept rows keep their high-water marks (the counters check reads them)
     if not pruned:
         for name, column in _BY_SESSION.items():
-            table = column.table
-            if name == "counters" and keep:
-                continue  # kept rows keep their high-water marks (the counters check reads them)
-            tables.append((table, column == sid))  # type: ignore[arg-type]
-    elif not keep:
+            if name != "counters" or not kept_any:
+                tables.append((column.table, column == sid))  # type: ignore[arg-type]
+    elif not kept_any:
         tables.append((schema.counters, schema.counters.c.session_id == sid))
     return tables
 
@@ -127,7 +135,7 @@ def _row_filters(sid: str, keep: Ranges, pruned: bool) -> list[tuple[schema.Tabl
 def _blob_filters(p: Plan) -> list[tuple[schema.Table, Any]]:
     filters = []
     for sid in p.sessions + p.pruned:
-        filters += [(t, w) for t, w in _row_filters(sid, p.keep.get(sid, []), sid in p.pruned)
+        filters += [(t, w) for t, w in _row_filters(sid, *p.kept(sid), sid in p.pruned)
                     if any(c.name.endswith("_blob") for c in t.columns)]
     return filters
 
@@ -140,8 +148,8 @@ def execute(conn: Connection, blobs: BlobStore, p: Plan, *, write_id: str, tx_id
     stubs = {s: _stub_receipts(conn, s) for s in p.sessions}
     removed: dict[str, dict[str, set[int]]] = {}
     for sid in p.sessions + p.pruned:
-        removed[sid] = excise.removed_ids(conn, sid, p.keep.get(sid, []))
-        for table, where in _row_filters(sid, p.keep.get(sid, []), sid in p.pruned):
+        removed[sid] = excise.removed_ids(conn, sid, *p.kept(sid))
+        for table, where in _row_filters(sid, *p.kept(sid), sid in p.pruned):
             n = conn.execute(delete(table).where(where)).rowcount
             if n:
                 counts[sid][table.name] = counts[sid].get(table.name, 0) + n

@@ -95,6 +95,21 @@ def needed_ranges(conn: Connection, blobs: BlobStore, session: str, leaving: set
     return branch._normalize(sorted(ranges))
 
 
+def needed_heads(conn: Connection, session: str, leaving: set[str]) -> set[str]:
+    """Heads of `session` that rows of live sessions outside `leaving` name (the other party's
+    invocation, a derivation's source head): a detach keeps them, so no reference dangles."""
+    hd, inv, d = schema.heads, schema.invocations, schema.derivations
+    own = select(hd.c.head_id).where(hd.c.session_id == session).scalar_subquery()
+    named: set[str] = set()
+    for column in (inv.c.caller_head_before, inv.c.caller_head_after, inv.c.callee_head_before,
+                   inv.c.callee_head_after):
+        named.update(h for h, caller in conn.execute(select(column, inv.c.caller_session).where(column.in_(own)))
+                     if caller not in leaving)
+    named.update(h for h, target in conn.execute(select(d.c.source_head, d.c.target_session)
+                                                 .where(d.c.source_head.in_(own))) if target not in leaving)
+    return named
+
+
 def tombstoned_sources(conn: Connection, blobs: BlobStore, sessions: list[str]) -> set[str]:
     """Deleted sessions whose kept rows (a detach) these sessions' branches or heads read."""
     s = schema.sessions

@@ -37,7 +37,7 @@ def _ranges(table: schema.Table, ranges: Ranges) -> Any:
     return or_(*[table.c.event_id.between(lo, hi) for lo, hi in ranges]) if ranges else None
 
 
-def removed_ids(conn: Connection, sid: str, keep: Ranges) -> dict[str, set[str]]:
+def removed_ids(conn: Connection, sid: str, keep: Ranges, heads: set[str]) -> dict[str, set[str]]:
     """identity attr -> the identities of `sid`'s entities the delete removes (before it runs)."""
     found: dict[str, set[str]] = {"session/id": {sid}}
     for table in (schema.messages, schema.turns, schema.evals, schema.calls, schema.snapshots, schema.events,
@@ -48,7 +48,7 @@ def removed_ids(conn: Connection, sid: str, keep: Ranges) -> dict[str, set[str]]
         if kept is not None:
             where = and_(where, not_(kept))
         if table is schema.heads:
-            ids = {h for h in conn.execute(select(table.c.head_id).where(where)).scalars()}
+            ids = {h for h in conn.execute(select(table.c.head_id).where(where)).scalars()} - heads
         else:
             column = table.c.event_id if table is schema.events else table.c[f"{spec['ns']}_id"]
             ids = {f"{sid}/{n}" for n in conn.execute(select(column).where(where)).scalars()}
