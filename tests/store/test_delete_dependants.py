@@ -145,3 +145,27 @@ def test_detach_leaves_the_other_party_of_an_invocation_unchanged(family):
                                                           msgspec.json.decode(before).items() if key.startswith("c")},
                                                          order="sorted")
     assert check_consistency(store).ok
+
+
+def test_check_finds_what_a_deleted_session_left_behind(family):
+    from sessiondb.store.index import Index
+
+    store = family
+    store.commit(write("x", {"type": "session/started", "title": "x"}, message("x own"), message("X ONLY " * 9000)))
+    index_dump(store.root)
+    big = [m for m in store.message_records("x") if m["chars"] > 40_000][0]["content_blob"]
+    data = store.blob(big)
+    store.delete_session("x")
+    with Index.open(store.root) as index:
+        index.catch_up()
+    assert check_consistency(store).ok
+    # put back what a buggy delete could have left: a row, a fact, the payload
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO aliases (name, session_id, at) VALUES ('ghost', 'x', '2026-01-01T00:00:00Z')"))
+        tx_id = conn.execute(text("SELECT min(tx_id) FROM tx WHERE session_id = 'x'")).scalar()
+        conn.execute(text("UPDATE tx SET facts = :f WHERE tx_id = :t"),
+                     {"f": b'[{"session/id": "x", "session/title": "x"}]', "t": tx_id})
+    store.blobs.put_many({big: data})
+    found = {(f.type, f.data["what"]) for f in check_consistency(store).findings}
+    assert found == {("forget/left-behind", "rows"), ("forget/left-behind", "facts"),
+                     ("forget/left-behind", "payloads")}
