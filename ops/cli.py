@@ -278,6 +278,9 @@ from sessiondb.ops import cli_data  # noqa: E402,F401,I001
 # `graph` lives in ops/cli_graph.py (the lineage picture) and registers itself the same way
 from sessiondb.ops import cli_graph  # noqa: E402,F401,I001
 
+# `delete`, `tombstones` live in ops/cli_forget.py (store/forget/) and register themselves the same way
+from sessiondb.ops import cli_forget  # noqa: E402,F401,I001
+
 
 def main() -> None:
     os.umask(UMASK)  # whatever a command (or a library under it) creates without a mode is the owner's alone

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from . import views
 from .blobs import BlobStore, inline
@@ -38,6 +38,7 @@ from .forget import dependants as forget_dependants
 from .forget import erase
 from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
+from .rows import schema
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine
 from .settings import Settings
 from .writer_lock import WriterLock, holder_pid
@@ -317,6 +318,15 @@ class Store:
         if stone is not None:
             stone["counts"] = json.loads(stone["counts"])
         return stone
+
+    def tombstones(self) -> list[dict[str, Any]]:
+        """Every tombstone (see `tombstone`), oldest delete first."""
+        with self._read() as conn, conn.begin():
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(schema.tombstones).order_by(schema.tombstones.c.deleted_at, schema.tombstones.c.session_id))]
+        for row in rows:
+            row["counts"] = json.loads(row["counts"])
+        return rows
 
     # -- reads --------------------------------------------------------------------------
     def _read(self) -> Connection:
