@@ -31,8 +31,7 @@ def test_only_old_stopped_sessions_without_dependants_go(store):
     session(store, "child", None, 1, kind="child", parent="old-parent")
 
     plan = delete_stopped_sessions(store, 30, dry_run=True)
-    assert sorted(plan["deleted"]) == [
-"old-error", "old-stopped"]
+    assert sorted(plan["deleted"]) == ["old-error", "old-stopped"]
     assert [s["session"] for s in plan["skipped"]] == ["old-parent"] and plan["bytes_freed"] > 0
     assert store.tombstone("old-stopped") is None  # a dry run changes nothing
 
