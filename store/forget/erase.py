@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -164,18 +163,24 @@ def unlink_files(conn: Connection, blobs: BlobStore, ids: list[str]) -> int:
     return removed
 
 
-def checkpoint(conn: Connection, attempts: int = 50) -> bool:
+def checkpoint(conn: Connection, attempts: int = 20, wait_ms: int = 100) -> bool:
     """SQLite only: copy the WAL into the database and truncate it to zero bytes, so old page
-    versions holding deleted bytes are gone from the -wal file. Readers in the middle of a read
-    transaction delay it (busy timeout), retried a few times. True when it completed."""
+    versions holding deleted bytes are gone from the -wal file. A reader in the middle of a read
+    transaction holds it back: each attempt waits at most `wait_ms` for readers (not the
+    connection's long busy timeout: the writer must not stall), about two seconds in all.
+    True when it completed; else the next delete's checkpoint truncates it."""
     if conn.dialect.name != "sqlite":
         return True
     raw = conn.connection.driver_connection
-    for _ in range(attempts):
-        busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if not busy:
-            return True
-        time.sleep(0.05)
+    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+    try:
+        for _ in range(attempts):
+            busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(timeout)}")
     log.warning("the WAL could not be truncated after a delete (readers held it); the next delete retries")
     return False
 
