@@ -26,6 +26,9 @@ from ..rows import schema
 
 log = logging.getLogger(__name__)
 _CHUNK = 500
+#: ids per pass over a blob column: each pass scans the whole table, so as many as SQLite
+#: takes as parameters (32,766 since 3.32)
+_SCAN_CHUNK = 30_000
 
 
 def _blob_columns(table: schema.Table) -> list[Any]:
@@ -73,8 +76,8 @@ def unshared(conn: Connection, blobs: BlobStore, ids: set[str],
     wanted = sorted(ids)
     referenced: set[str] = set()
     for table, column in BLOB_COLUMNS:
-        for start in range(0, len(wanted), 5000):
-            chunk = wanted[start : start + 5000]
+        for start in range(0, len(wanted), _SCAN_CHUNK):
+            chunk = wanted[start : start + _SCAN_CHUNK]
             query = select(column).where(column.in_(chunk))
             for where in going.get(table.name, []):
                 query = query.where(not_(where))
