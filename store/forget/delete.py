@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, update
 
 from ..blobs import BlobStore
 from ..errors import DependantsError, NotFoundError, SessionDeletedError
@@ -160,8 +160,9 @@ def execute(conn: Connection, blobs: BlobStore, p: Plan, *, write_id: str, tx_id
         retractions += excise.excise_log(conn, sid, removed[sid], set(freed))
     retractions += [["blob/id", bid, False] for bid in sorted(freed)]
     for sid, stub in stubs.items():
-        for write, receipt in stub:
-            conn.execute(update(schema.writes).where(schema.writes.c.write_id == write).values(receipt=receipt))
+        if stub:
+            conn.execute(update(schema.writes).where(schema.writes.c.write_id == bindparam("wid"))
+                         .values(receipt=bindparam("stub")), [{"wid": w, "stub": r} for w, r in stub])
         counts[sid]["writes_stubbed"] = len(stub)
     total = sum(sizes.values())
     summary = {"payloads": len(freed), "bytes_freed": total}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, not_, or_, select, update
 
 from ..rows import schema
 from ..rows.branch import Ranges
@@ -97,9 +97,12 @@ def excise_log(conn: Connection, sid: str, removed: dict[str, set[str]], freed: 
     for the indexer: `[identity attr, value, keep identity]` for each removed entity."""
     tx = schema.tx
     rows = conn.execute(select(tx.c.tx_id, tx.c.facts).where(tx.c.session_id == sid).order_by(tx.c.tx_id)).all()
+    changed = []
     for tx_id, stored in rows:
         new = excised(msgspec.json.decode(stored), removed, freed)
         if new is not None:
-            conn.execute(update(tx).where(tx.c.tx_id == tx_id).values(facts=_json.encode(new)))
+            changed.append({"id": tx_id, "facts": _json.encode(new)})
+    if changed:
+        conn.execute(update(tx).where(tx.c.tx_id == bindparam("id")).values(facts=bindparam("facts")), changed)
     return [[attr, value, attr in KEEP_IDENTITY] for attr, values in sorted(removed.items())
             for value in sorted(values)]
