@@ -109,7 +109,7 @@ def dry_run(conn: Connection, blobs: BlobStore, p: Plan) -> dict[str, Any]:
         for table, where in _row_filters(sid, *p.kept(sid), sid in p.pruned):
             n = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
             if n:
-                counts[table.name] = counts.get(table.name, 0) + n
+                counts[str(table.name)] = counts.get(str(table.name), 0) + n
     candidates = erase.candidates(conn, blobs, _blob_filters(p))
     freed = erase.unshared(conn, blobs, candidates, _blob_filters(p))
     size = erase.size_of(conn, freed)
@@ -152,7 +152,7 @@ def execute(conn: Connection, blobs: BlobStore, p: Plan, *, write_id: str, tx_id
         for table, where in _row_filters(sid, *p.kept(sid), sid in p.pruned):
             n = conn.execute(delete(table).where(where)).rowcount
             if n:
-                counts[sid][table.name] = counts[sid].get(table.name, 0) + n
+                counts[sid][str(table.name)] = counts[sid].get(str(table.name), 0) + n
     freed = erase.unshared(conn, blobs, candidates)
     sizes, files = erase.remove_payloads(conn, freed)
     retractions: list[list[Any]] = []
