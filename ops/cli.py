@@ -280,6 +280,8 @@ from sessiondb.ops import cli_graph  # noqa: E402,F401,I001
 
 # `gc` and `retention` live in ops/cli_gc.py and register themselves the same way
 from sessiondb.ops import cli_gc  # noqa: E402,F401,I001
+# `delete`, `tombstones` live in ops/cli_forget.py (store/forget/) and register themselves the same way
+from sessiondb.ops import cli_forget  # noqa: E402,F401,I001
 
 
 def main() -> None:

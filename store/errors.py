@@ -287,3 +287,32 @@ class WriterFencedError(StoreError):
         super().__init__(f"store at {store}: not the writer any more ({reason}); nothing of this group was"
                          " committed", store=store, reason=reason)
         self.store, self.reason = store, reason
+
+
+class SessionDeletedError(StoreError):
+    """The session was deleted (a tombstone keeps its id): it cannot be written to or read, and
+    its id is never used again."""
+
+    kind = "session/deleted"
+
+    def __init__(self, session: str, deleted_at: str | None = None, reason: str | None = None, *,
+                 event_index: int | None = None) -> None:
+        when = f" at {deleted_at}" if deleted_at else ""
+        super().__init__(f"session {echo(session)!r} was deleted{when}; a deleted session id is never reused",
+                         session=session, deleted_at=deleted_at, reason=reason, event_index=event_index)
+        self.session, self.deleted_at, self.reason = session, deleted_at, reason
+
+
+class DependantsError(StoreError):
+    """Deleting a session that others depend on (forks, attached children, invocations,
+    derivations) without `cascade` or `detach`: nothing was deleted."""
+
+    kind = "session/has-dependants"
+
+    def __init__(self, session: str, dependants: list[dict[str, Any]]) -> None:
+        shown = ", ".join(f"{d['session']} ({d['why']})" for d in dependants[:5])
+        more = f" and {len(dependants) - 5} more" if len(dependants) > 5 else ""
+        super().__init__(f"session {echo(session)!r} has dependants: {shown}{more};"
+                         " delete them too (cascade) or copy what they need (detach)",
+                         session=session, dependants=dependants)
+        self.session, self.dependants = session, dependants

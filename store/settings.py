@@ -114,6 +114,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: `sessiondb up`: seconds for the writer to take its lock, every worker to answer a ping and
     #: Flower to answer HTTP; past it everything is stopped and `up` exits non-zero
     fleet_start_timeout_s: float = 120.0
+    #: retention: delete sessions stopped (status stopped or error) for more than this many days
+    #: and with no live dependants (`store.forget.age`); 0 (the default) turns it off
+    retain_stopped_days: float = 0
 
     def __repr__(self) -> str:  # the database URL's password never reaches a log line or a traceback
         from .rows.dialect import shown_setting

@@ -26,26 +26,35 @@ transaction (one snapshot, never blocking the writer).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import advisory_lock, views
 from .advisory_lock import AdvisoryLock
 from .blobs import BlobStore, inline
-from .errors import NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
+from .errors import DependantsError, NoStoreError, NotAStoreError, ReadOnlyStoreError, StoreError, WriterLockHeldError
+from .forget import delete as forget_delete
+from .forget import dependants as forget_dependants
+from .forget import erase
 from .gc_pause import gc_paused
 from .private import create_private_file, make_private_dir, restrict_file
-from .rows import dialect, hot
+from .rows import dialect, hot, schema
 from .rows.schema import check_adoptable, check_readable, migrate, open_engine, open_postgres_engine
 from .settings import Settings
 from .writer_lock import WriterLock, holder_pid
 from .writes.commit import GroupCommit
+
+log = logging.getLogger(__name__)
 
 
 def raise_for(receipt: dict[str, Any]) -> dict[str, Any]:
@@ -225,9 +234,15 @@ class Store:
                             fence.fence(cursor)
                         finally:
                             cursor.close()
-                    receipts = GroupCommit(conn, self.blobs, self.settings).run(writes)
+                    group = GroupCommit(conn, self.blobs, self.settings)
+                    receipts = group.run(writes)
                 if fence is not None:
                     fence.committed()
+                if group.deleted:  # durable now: unlink the freed files, truncate the WAL
+                    try:
+                        erase.after_commit(conn, self.blobs, group.unlink_after_commit)
+                    except (OSError, SQLAlchemyError) as exc:  # committed all the same: `check` reports leftovers
+                        log.warning("erasing after a delete failed: %s", exc)
                 return receipts
             except BaseException:
                 self._drop_write_connection()  # whatever state it was left in, the next commit starts afresh
@@ -315,6 +330,67 @@ class Store:
         """
         return self.commit({"write_id": f"alias:{alias}:{session}", "session": session,
                             "events": [{"type": "alias/set", "alias": alias}]})
+
+    def delete_session(self, session: str, *, cascade: bool = False, detach: bool = False,
+                       reason: str | None = None, dry_run: bool = False,
+                       write_id: str | None = None) -> dict[str, Any]:
+        """Delete a session for real (docs/forgetting.md): its rows, its facts in the tx log
+        and the index, and the payloads nothing else references; a tombstone remains.
+
+        Args:
+            session: a session id or alias.
+            cascade: also delete every session that depends on it, transitively.
+            detach: keep the rows its dependants (forks) still read, so their views are
+                unchanged; delete the rest.
+            reason: recorded in the tombstone.
+            dry_run: change nothing; return what would go (`"status": "dry-run"`).
+            write_id: the delete's write id (default: a new one); sending the same write id
+                again returns the stored receipt, marked `duplicate`.
+
+        Returns:
+            The receipt: `{"status": "committed", "write_id", "tx_id", "session", "deleted":
+            [session ids], "mode", "counts": {session: {table: rows}}, "payloads",
+            "bytes_freed", "at"}`; with `dry_run` the plan (`counts`, `payloads`,
+            `bytes_freed`, `dependants`, `sessions`).
+
+        Raises:
+            DependantsError: other sessions depend on it and neither `cascade` nor `detach`
+                was given (`.dependants` lists them); nothing was deleted.
+            SessionDeletedError: it was deleted already.
+            NotFoundError: no such session or alias.
+        """
+        if dry_run:
+            with self._read() as conn, conn.begin():
+                try:
+                    plan = forget_delete.plan(conn, self.blobs, session, cascade=cascade, detach=detach)
+                except DependantsError as exc:
+                    sid = forget_delete.resolve(conn, session)
+                    plan = forget_delete.Plan(sid, "plain", [sid], exc.dependants, {sid: []}, [])
+                    return {**forget_delete.dry_run(conn, self.blobs, plan), "refused": exc.as_dict()}
+                return forget_delete.dry_run(conn, self.blobs, plan)
+        event: dict[str, Any] = {"type": "session/deleted", "cascade": cascade, "detach": detach}
+        if reason is not None:
+            event["reason"] = reason
+        return self.commit({"write_id": write_id or f"delete-{uuid.uuid4().hex}", "session": session,
+                            "events": [event]})
+
+    def tombstone(self, session: str) -> dict[str, Any] | None:
+        """What remains of a deleted session: `{"session_id", "deleted_at", "reason", "write_id",
+        "tx_id", "mode", "counts", "bytes_freed"}`, or None if it was never deleted."""
+        with self._read() as conn, conn.begin():
+            stone = forget_dependants.tombstone(conn, session)
+        if stone is not None:
+            stone["counts"] = json.loads(stone["counts"])
+        return stone
+
+    def tombstones(self) -> list[dict[str, Any]]:
+        """Every tombstone (see `tombstone`), oldest delete first."""
+        with self._read() as conn, conn.begin():
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(schema.tombstones).order_by(schema.tombstones.c.deleted_at, schema.tombstones.c.session_id))]
+        for row in rows:
+            row["counts"] = json.loads(row["counts"])
+        return rows
 
     # -- reads --------------------------------------------------------------------------
     def _read(self) -> Connection:

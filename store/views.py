@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, and_, or_, select
 
 from .blobs import BlobStore, inline
 from .blobs.canonical import TEXT
-from .errors import NotFoundError
+from .errors import NotFoundError, SessionDeletedError
 from .gc_pause import gc_paused
 from .rows import branch, dialect, schema
 from .rows.branch import Membership
@@ -60,6 +60,9 @@ def resolve(conn: Connection, name: str) -> tuple[str, str | None]:
     else:
         alias = conn.execute(select(schema.aliases.c.session_id).where(schema.aliases.c.name == name)).first()
         if alias is None:
+            stone = conn.execute(select(schema.tombstones).where(schema.tombstones.c.session_id == name)).first()
+            if stone is not None:  # deleted: say so, not "unknown" (store/forget/)
+                raise SessionDeletedError(name, stone.deleted_at, stone.reason)
             raise NotFoundError("session", name)
         session = alias[0]
     if head is not None:

@@ -29,6 +29,7 @@ dispatch and resends. It must never open the store or decide commits.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -47,6 +48,8 @@ from . import receipts, routing
 from .broker import check_broker, printable_url
 from .celery_app import BROKER_FILE, configured_broker, make_app
 from .errors import BrokerUnreachableError, ClientClosedError, NoBrokerError, ReceiptTimeout
+
+log = logging.getLogger(__name__)
 
 _json_size = msgspec.json.Encoder(enc_hook=str).encode  # 8x faster than json.dumps for a 1 KiB write
 
@@ -497,10 +500,58 @@ class SessionClient:
             StoreError: the read failed in the store, as its own class (`NotFoundError` ...).
             celery.exceptions.TimeoutError: no answer within `timeout` (is a reader running?).
         """
-        envelope = self.app.send_task(routing.READS_PREFIX + name, args=list(args)).get(timeout=timeout)
+        result = self.app.send_task(routing.READS_PREFIX + name, args=list(args))
+        envelope = result.get(timeout=timeout)
+        result.forget()  # a read's value holds contents: it must not linger in the result backend
         if "error" in envelope:
             raise_for({"status": "rejected", "error": envelope["error"]})
         return envelope["ok"]
+
+    def delete_session(self, session: str, *, cascade: bool = False, detach: bool = False,
+                       reason: str | None = None, dry_run: bool = False, write_id: str | None = None,
+                       timeout: float = 120.0) -> dict[str, Any]:
+        """`Store.delete_session` through the fleet: a `session/deleted` write on the `writes`
+        queue (serialized with every other write; the same `write_id` again is a duplicate),
+        or with `dry_run` a read on the `reads` queue. After the delete commits, stored read
+        results that name a deleted session are removed from Redis (`scrub_results`).
+
+        Returns:
+            The delete's receipt (see `Store.delete_session`), plus `"redis_scrubbed"`: how many
+            stored results were removed; with `dry_run`, the plan.
+
+        Raises:
+            DependantsError, SessionDeletedError, NotFoundError: as `Store.delete_session`.
+            ReceiptTimeout: no receipt within `timeout`.
+        """
+        if dry_run:
+            return self.read("delete_plan", session, cascade, detach, timeout=timeout)
+        event: dict[str, Any] = {"type": "session/deleted", "cascade": cascade, "detach": detach}
+        if reason is not None:
+            event["reason"] = reason
+        handle = self.submit({"write_id": write_id or f"delete-{uuid.uuid4().hex}", "session": session,
+                              "events": [event]})
+        receipt = handle.receipt(timeout, raise_on_reject=True)
+        return {**receipt, "redis_scrubbed": self.scrub_results(receipt.get("deleted") or [receipt["session"]])}
+
+    def scrub_results(self, sessions: list[str]) -> int:
+        """Remove the stored task results (`celery-task-meta-*`: read values, with contents) that
+        name one of `sessions`, then have Redis rewrite its append-only file so older copies of
+        them (and of the sessions' write messages) leave the disk too. Returns the keys removed."""
+        backend = redis.Redis.from_url(self.settings.result_backend or self.broker_url, socket_connect_timeout=5.0)
+        needles = [msgspec.json.encode(s) for s in sessions]
+        removed = 0
+        try:
+            for key in backend.scan_iter(match="celery-task-meta-*", count=500):
+                value = backend.get(key)
+                if value is not None and any(n in value for n in needles):
+                    removed += backend.delete(key)
+            if backend.config_get("appendonly").get("appendonly") == "yes":
+                backend.bgrewriteaof()
+        except redis.ResponseError as exc:  # CONFIG may be renamed away on a managed Redis
+            log.warning("could not rewrite Redis's append-only file after a delete: %s", exc)
+        finally:
+            backend.close()
+        return removed
 
     def view(self, session: str, head: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """`Store.view` through the `reads` queue: the current branch, or one head's."""

@@ -89,6 +89,12 @@ def resolve(name: str) -> dict[str, Any]:
     return _envelope(lambda s: list(s.resolve(name)))
 
 
+@_read_task("delete_plan")
+def delete_plan(session: str, cascade: bool = False, detach: bool = False) -> dict[str, Any]:
+    """`Store.delete_session(..., dry_run=True)`: what a delete would remove (it changes nothing)."""
+    return _envelope(lambda s: s.delete_session(session, cascade=cascade, detach=detach, dry_run=True))
+
+
 def _plain(value: Any) -> Any:
     """Datalog results as JSON data: tuples and sets become lists, keywords and symbols strings."""
     if isinstance(value, dict):

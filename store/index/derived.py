@@ -30,6 +30,7 @@ import msgspec
 from sqlalchemy import Engine, create_engine, text
 
 from ..datalog import Database, DatalogError
+from ..forget.excise import EXCISE
 from ..private import FILE_MODE
 from ..rows import dialect
 from ..writes.facts import SCHEMA
@@ -37,6 +38,38 @@ from . import replay as index_replay
 
 LINK = "index.sqlite"
 Progress = Callable[[int, int], None]  # (applied so far, total to apply)
+
+
+def _secure(db: Database) -> Database:
+    """Deleted facts leave no bytes in the index file's free pages (store/forget/)."""
+    db._st.conn.execute("PRAGMA secure_delete=ON")
+    return db
+
+
+def _is_excision(facts: Any) -> bool:
+    return bool(facts) and isinstance(facts[-1], dict) and EXCISE in facts[-1]
+
+
+def _parts(chunk: list[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
+    """The chunk in runs applied together; each delete's batch alone (it reads the index first)."""
+    parts: list[list[tuple[int, Any]]] = []
+    for tx_id, facts in chunk:
+        if _is_excision(facts) or not parts or _is_excision(parts[-1][0][1]):
+            parts.append([])
+        parts[-1].append((tx_id, facts))
+    return parts
+
+
+def _retractions(db: Database, facts: list[Any]) -> list[Any]:
+    """A delete's batch as tx data: its tombstone maps, and a retraction of every datom the index
+    holds of each excised entity (its identity kept for sessions and heads: facts that stay
+    refer to them). An entity the index never had (a rebuild from the excised log) is skipped."""
+    out = [item for item in facts if not (isinstance(item, dict) and EXCISE in item)]
+    for attr, value, keep in facts[-1][EXCISE]:
+        for datom in db.datoms("eavt", [attr, value]):
+            if not (keep and datom.a == attr):
+                out.append(["db/retract", datom.e, datom.a, datom.v])
+    return out
 
 
 class Index:
@@ -87,7 +120,7 @@ class Index:
         if self._db is None or self._db_target != target:
             if self._db is not None:
                 self._db.close()
-            self._db = Database.open(self.root / target)
+            self._db = _secure(Database.open(self.root / target))
             self._db_target = target
         return self._db
 
@@ -155,25 +188,47 @@ class Index:
         start, applied, quarantined = time.perf_counter(), 0, []
         watermark = self.watermark(db)
         total = max(0, self.store_head() - watermark)
+        excised = False
         for chunk in self._batches(watermark):
-            last = chunk[-1][0]
-            try:
-                db.transact_many([facts for _, facts in chunk], meta={"watermark": str(last)})
-            except DatalogError:
-                # find the bad batch(es): apply one by one, quarantine what fails, go on
-                for tx_id, facts in chunk:
-                    try:
-                        db.transact_many([facts], meta={"watermark": str(tx_id)})
-                    except DatalogError as exc:
-                        entry = {"tx_id": tx_id, "error": str(exc)}
-                        quarantined.append(entry)
-                        known = self.quarantined(db) + [entry]
-                        db.transact_many([], meta={"watermark": str(tx_id), "quarantined": json.dumps(known)})
+            for part in _parts(chunk):
+                if _is_excision(part[0][1]):  # a session delete: retract what the index holds of it
+                    excised = True
+                    part = [(part[0][0], _retractions(db, part[0][1]))]
+                self._transact(db, part, quarantined)
             applied += len(chunk)
             if progress is not None:
                 progress(applied, total)
+        if excised:
+            self._erase_old_bytes(db)
         return {"applied": applied, "watermark": self.watermark(db), "quarantined": quarantined,
                 "seconds": round(time.perf_counter() - start, 3)}
+
+    def _transact(self, db: Database, chunk: list[tuple[int, Any]], quarantined: list[dict[str, Any]]) -> None:
+        last = chunk[-1][0]
+        try:
+            db.transact_many([facts for _, facts in chunk], meta={"watermark": str(last)})
+        except DatalogError:
+            # find the bad batch(es): apply one by one, quarantine what fails, go on
+            for tx_id, facts in chunk:
+                try:
+                    db.transact_many([facts], meta={"watermark": str(tx_id)})
+                except DatalogError as exc:
+                    entry = {"tx_id": tx_id, "error": str(exc)}
+                    quarantined.append(entry)
+                    known = self.quarantined(db) + [entry]
+                    db.transact_many([], meta={"watermark": str(tx_id), "quarantined": json.dumps(known)})
+
+    def _erase_old_bytes(self, db: Database) -> None:
+        """After a delete was applied: no old copy of its facts may stay on disk. Freed pages are
+        zeroed (secure_delete), the WAL is truncated, and older generations (built before the
+        delete, kept for readers of a rebuild) are removed."""
+        conn = db._st.conn
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        keep = {os.readlink(self.link), Path(db.path).name}  # the current one, and one being rebuilt
+        for old in self.root.glob("index-*.sqlite"):
+            if old.name not in keep:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{old}{suffix}").unlink(missing_ok=True)
 
     def catch_up(self, progress: Progress | None = None) -> dict[str, Any]:
         """Apply every batch committed since the watermark."""
@@ -184,7 +239,7 @@ class Index:
         """Build a fresh generation from the whole tx log and swap it in atomically."""
         with self._exclusive():
             path = self._new_generation()
-            with Database.open(path) as fresh:
+            with _secure(Database.open(path)) as fresh:
                 result = self._apply(fresh, progress)
             old = [p for p in self.root.glob("index-*.sqlite") if p != path]
             self._swap_to(path)

@@ -69,6 +69,8 @@ def mismatches(store: Connection, index: Database, batches: Iterable[tuple[int, 
                     row = _row(store, table, value)
                     expected = _flat(entity(table, row)[1]) if row is not None else {}
                     actual = _flat(index.pull(_pattern(table), [attr, value]))
+                    if row is None and set(actual) <= {attr}:
+                        break  # gone, or the bare identity a delete leaves (store/forget/excise.py)
                     for name in sorted(set(expected) | set(actual)):
                         if expected.get(name) != actual.get(name):
                             yield {"tx_id": tx_id, "entity": f"{attr} {value}", "attr": name,

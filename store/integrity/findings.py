@@ -34,6 +34,8 @@ TYPES: dict[str, tuple[Severity, str]] = {
     "counter/below-used": ("error", "a high-water counter is below the highest id already used"),
     "index/lag": ("warning", "the Datalog index is behind the store's transaction log"),
     "index/mismatch": ("error", "the Datalog index disagrees with a replay of the transaction batches"),
+    "forget/left-behind": ("error", "a deleted session (tombstone) left rows, tx facts, index facts or payloads"
+                                    " it alone referenced behind"),
     "transcript/unpaired-call": ("warning", "a final turn holds a tool call without its result, or a result"
                                             " without its call"),
 }

@@ -353,6 +353,23 @@ integrity_progress = _t(
     Column("updated_at", S, nullable=False),
 )
 
+# -- forgetting (v5) -------------------------------------------------------------------------
+
+# what remains of a deleted session: its id (never reused), when, why, and how much went
+tombstones = _t(
+    "tombstones",
+    Column("session_id", S, primary_key=True),
+    Column("deleted_at", S, nullable=False),
+    Column("reason", S),
+    Column("write_id", S, nullable=False),  # the delete's write id (its receipt is in `writes`)
+    Column("tx_id", Integer, nullable=False),  # the delete's tx batch (it retracts the facts)
+    Column("mode", S, nullable=False),  # plain | cascade | detach
+    Column("counts", S, nullable=False),  # JSON object: rows removed per table, payloads, bytes
+    Column("bytes_freed", Integer, nullable=False),
+)
+# a session's tx batches, found without scanning the log (the delete excises them)
+Index("ix_tx_session", tx.c.session_id)
+
 # -- versions -------------------------------------------------------------------------------
 
 
@@ -383,8 +400,15 @@ def _v4(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE blobs ADD COLUMN bytes_id BIGINT"))
 
 
+def _v5(conn: Connection) -> None:
+    """Forgetting: `tombstones` of deleted sessions and an index of tx batches by session."""
+    metadata.create_all(conn, tables=[tombstones])
+    for index in tx.indexes:
+        index.create(conn, checkfirst=True)
+
+
 #: forward-only: MIGRATIONS[n] takes a store from version n to n + 1, in place
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -415,6 +439,7 @@ def open_engine(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10
         else:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cur.execute("PRAGMA secure_delete=ON")  # deleted rows leave no bytes in free pages (forget/)
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA cache_size=-65536")
         cur.close()

@@ -40,6 +40,7 @@ from ..errors import (
     IdConflictError,
     InternalError,
     NotFoundError,
+    SessionDeletedError,
     StoreError,
     ValidationError,
     WriteFailedError,
@@ -50,7 +51,7 @@ from ..settings import Settings
 from .context import GroupState, WriteContext
 from .events import apply_event
 from .facts import facts_for
-from .model import ParsedWrite, now_iso, parse_write
+from .model import ParsedWrite, SessionDeleted, is_delete, now_iso, parse_write
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder(order="sorted")
@@ -112,11 +113,58 @@ def duplicate(receipt: dict[str, Any]) -> dict[str, Any]:
     return {**receipt, "duplicate": True}
 
 
+def _segments(parsed: Sequence[ParsedWrite | None]) -> list[tuple[int, int]]:
+    """[lo, hi) runs of the group: each delete alone, the writes between them together."""
+    runs: list[tuple[int, int]] = []
+    lo = 0
+    for i, write in enumerate(parsed):
+        if write is not None and is_delete(write):
+            if lo < i:
+                runs.append((lo, i))
+            runs.append((i, i + 1))
+            lo = i + 1
+    if lo < len(parsed):
+        runs.append((lo, len(parsed)))
+    return runs
+
+
 class GroupCommit:
     """Applies a group of writes in one transaction on `conn` (which the caller owns)."""
 
     def __init__(self, conn: Connection, blobs: BlobStore, settings: Settings) -> None:
         self.conn, self.blobs, self.settings = conn, blobs, settings
+        #: a delete committed in this group (the caller erases after the commit: `forget.erase`)
+        self.deleted = False
+        #: blob ids whose files a delete freed: unlinked after the commit, never before
+        self.unlink_after_commit: list[str] = []
+
+    def _run_delete(self, raw: Any, write: ParsedWrite, receipts: list[dict[str, Any] | None], i: int,
+                    at: str) -> None:
+        """A `session/deleted` write, alone between the group's other writes (those before it
+        are executed already, those after it are planned against what it left): store/forget/."""
+        from ..forget import delete
+
+        known = self._stored_receipts([write.write_id])
+        if write.write_id in known:
+            receipts[i] = self._again(raw, write, *known[write.write_id])
+            return
+        event = write.events[0]
+        assert isinstance(event, SessionDeleted)
+        self.cursor.execute("SAVEPOINT sessiondb_delete")
+        try:
+            plan = delete.plan(self.conn, self.blobs, write.session, cascade=event.cascade, detach=event.detach)
+            tx_id = hot.scalar(self.cursor, "SELECT coalesce(max(tx_id), 0) FROM tx") + 1
+            receipt, files = delete.execute(self.conn, self.blobs, plan, write_id=write.write_id, tx_id=tx_id,
+                                            at=event.at or at, reason=event.reason, digest=write.digest)
+            self.cursor.execute("RELEASE SAVEPOINT sessiondb_delete")
+        except Exception as exc:  # noqa: BLE001 - no write may fail its group
+            self.cursor.execute("ROLLBACK TO SAVEPOINT sessiondb_delete")
+            self.cursor.execute("RELEASE SAVEPOINT sessiondb_delete")
+            receipts[i] = rejection(raw, exc) if isinstance(exc, StoreError) else unexpected(raw, exc)
+            return
+        self.deleted = True
+        self.unlink_after_commit += files
+        receipts[i] = receipt
 
     def run(self, raws: Sequence[Any]) -> list[dict[str, Any]]:
 
@@ -139,7 +187,13 @@ class GroupCommit:
         self.cursor, self.backend = hot.cursor_of(self.conn), dialect.of(self.conn)
         self.mark = self.backend.mark
         try:
-            self._run(raws, parsed, receipts, at)
+            for lo, hi in _segments(parsed):
+                if hi - lo == 1 and parsed[lo] is not None and is_delete(parsed[lo]):  # type: ignore[arg-type]
+                    self._run_delete(raws[lo], parsed[lo], receipts, lo, at)  # type: ignore[arg-type]
+                    continue
+                part = receipts[lo:hi]
+                self._run(raws[lo:hi], parsed[lo:hi], part, at)
+                receipts[lo:hi] = part
         finally:
             self.cursor.close()
         rejected = [(raws[i], r) for i, r in enumerate(receipts) if r is not None and r["status"] == "rejected"]
@@ -229,6 +283,10 @@ class GroupCommit:
         if group.load_session(name) is not None:
             return name
         alias = group.load_row(schema.aliases, (name,))
+        if alias is None:
+            stone = group.load_row(schema.tombstones, (name,))
+            if stone is not None:  # a deleted session's id is never reused
+                raise SessionDeletedError(name, stone["deleted_at"], stone["reason"])
         return alias["session_id"] if alias is not None else name
 
     def _merge(self, group: GroupState, ctx: WriteContext, at: str) -> dict[str, Any]:

@@ -169,6 +169,14 @@ class AliasSet(Event, kw_only=True):
     alias: Name
 
 
+class SessionDeleted(Event, kw_only=True):
+    """Delete the session for real (store/forget/): always the only event of its write."""
+
+    cascade: bool = False
+    detach: bool = False
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
 class Annotation(msgspec.Struct, kw_only=True):
     """Any other event type: kept in the audit log with its fields as a metadata blob."""
 
@@ -195,6 +203,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "invocation/completed": InvocationCompleted,
     "invocation/failed": InvocationFailed,
     "alias/set": AliasSet,
+    "session/deleted": SessionDeleted,
 }
 
 #: Namespaces the store owns: an unknown type in one of them is a typo, never an annotation.
@@ -310,4 +319,16 @@ def parse_write(raw: Any, settings: Settings) -> ParsedWrite:
         except msgspec.ValidationError as exc:
             field, message = _field_of(exc)
             raise ValidationError(message, write_id=write_id, event_index=index, field=field) from None
+    deletes = [i for i, ev in enumerate(events) if isinstance(ev, SessionDeleted)]
+    if deletes and len(events) > 1:
+        raise ValidationError("a session/deleted event must be the only event of its write", write_id=write_id,
+                              event_index=deletes[0], field="type")
+    if deletes and events[0].cascade and events[0].detach:  # type: ignore[union-attr]
+        raise ValidationError("choose cascade or detach, not both", write_id=write_id, event_index=0,
+                              field="detach")
     return ParsedWrite(write.write_id, write.session, events)
+
+
+def is_delete(write: ParsedWrite) -> bool:
+    """A write that deletes its session (`parse_write` made sure the event is alone)."""
+    return len(write.events) == 1 and isinstance(write.events[0], SessionDeleted)

@@ -323,7 +323,7 @@ def test_a_v3_store_migrates_reads_the_same_scans_clean_and_packs(tmp_path):
     with sqlite3.connect(root / "store.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
     with Store.open(root) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert reads(store) == expected
         for name, values in contents.items():
             assert [m["content"] for m in store.message_records(name, include_content=True)] == values

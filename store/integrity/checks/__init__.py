@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from ...blobs import BlobStore
 from ..findings import Report
-from . import counters, heads, refs, transcript
+from . import counters, forgotten, heads, refs, transcript
 
 Check = Callable[[Connection, BlobStore, Report], None]
 
@@ -22,4 +22,5 @@ CHECKS: dict[str, Check] = {
     "heads": heads.check,
     "counters": lambda conn, _blobs, report: counters.check(conn, report),
     "transcript": transcript.check,
+    "forgotten": forgotten.check,
 }

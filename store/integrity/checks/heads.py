@@ -29,6 +29,7 @@ def check(conn: Connection, blobs: BlobStore, report: Report) -> None:
     events = dict(conn.execute(select(schema.counters.c.session_id, schema.counters.c.value)
                                .where(schema.counters.c.kind == "event")).all())
     sessions = set(conn.execute(select(schema.sessions.c.session_id)).scalars())
+    sessions |= set(conn.execute(select(schema.tombstones.c.session_id)).scalars())  # rows a detach kept
     for row in conn.execute(select(schema.heads)).mappings():
         report.count("heads_checked")
         state = _read_state(conn, blobs, row, report)

@@ -83,10 +83,15 @@ def _check_ref(conn: Connection, ref: Ref, report: Report) -> None:
     src, tgt = ref.table, ref.target.alias("target")
     keys = list(src.primary_key.columns)
     on = and_(*[tgt.c[tc] == src.c[sc] for sc, tc in zip(ref.columns, ref.target_columns, strict=True)])
+    joined, deleted = src.outerjoin(tgt, on), []
+    if ref.target is s.sessions:  # a deleted session's id is a tombstone: naming it is no dangling ref
+        stones = s.tombstones.alias("stones")
+        joined = joined.outerjoin(stones, stones.c.session_id == src.c[ref.columns[-1]])
+        deleted = [stones.c.session_id.is_(None)]
     query = (
         select(*keys, *[src.c[c] for c in ref.columns])
-        .select_from(src.outerjoin(tgt, on))
-        .where(*[src.c[c].is_not(None) for c in ref.columns], tgt.c[ref.target_columns[0]].is_(None))
+        .select_from(joined)
+        .where(*[src.c[c].is_not(None) for c in ref.columns], tgt.c[ref.target_columns[0]].is_(None), *deleted)
     )
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in conn.execute(query):
