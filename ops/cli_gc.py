@@ -42,13 +42,17 @@ def retention(dry_run: bool = typer.Option(False, "--dry-run", help="show what w
               abandoned_days: float | None = typer.Option(None, "--abandoned-days", min=0,
                                                           help="drop abandoned branches older than this"
                                                                " (default: SESSIONDB_RETAIN_ABANDONED_DAYS; 0: off)"),
+              stopped_days: float | None = typer.Option(None, "--stopped-days", min=0,
+                                                        help="delete sessions stopped longer than this, nothing"
+                                                             " depending on them (default:"
+                                                             " SESSIONDB_RETAIN_STOPPED_DAYS; 0: off)"),
               gc_after: bool = typer.Option(False, "--gc", help="then collect the payloads it released (sessiondb gc)"),
               root: Path | None = RootOpt, as_json: bool = JsonOpt) -> None:
     """Apply the retention policies: drop old heads nothing needs and abandoned branches, never what a
     current branch, a fork, an invocation or a young head needs. Stored as a `retention` report."""
     with open_store(root, write=not dry_run) as store, progress_bar("retention", as_json) as bar:
-        report = apply_retention(store, keep_heads=keep_heads, abandoned_days=abandoned_days, dry_run=dry_run,
-                                 progress=bar)
+        report = apply_retention(store, keep_heads=keep_heads, abandoned_days=abandoned_days,
+                                 stopped_days=stopped_days, dry_run=dry_run, progress=bar)
         collected = collect_garbage(store, dry_run=dry_run) if gc_after else None
     if collected is not None and not as_json:
         show(collected, False)

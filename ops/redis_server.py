@@ -41,12 +41,13 @@ FLEET_ACL = "~* &* +@all -@admin -@dangerous"
 #: parenthesised rules allows the command on all of its keys). kombu publishes with LPUSH (and
 #: sizes queues with LLEN in MULTI/EXEC), declares its routing in `_kombu.binding*` sets; the
 #: client BLPOPs `sessiondb:receipts:<its id>`; Celery's result backend GETs and SUBSCRIBEs
-#: `celery-task-meta-<task id>` for a remote read. No RPUSH, SET, PUBLISH, LRANGE, BRPOP, SCAN.
+#: `celery-task-meta-<task id>` for a remote read, and DELs it once read (its value holds
+#: contents). No RPUSH, SET, PUBLISH, LRANGE, BRPOP, SCAN.
 PRODUCER_ACL = ("resetkeys resetchannels -@all +ping +auth +hello +select +client|setname +multi +exec +discard"
                 " ~sessiondb:receipts:* +blpop"
                 " (~writes ~reads +lpush +llen)"
                 " (~_kombu.binding* +sadd +smembers)"
-                " (~celery-task-meta-* &celery-task-meta-* +get +mget +subscribe +unsubscribe)")
+                " (~celery-task-meta-* &celery-task-meta-* +get +mget +del +subscribe +unsubscribe)")
 CONFIG_FILE = "sessiondb-redis.conf"
 
 

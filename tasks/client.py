@@ -533,25 +533,10 @@ class SessionClient:
         receipt = handle.receipt(timeout, raise_on_reject=True)
         return {**receipt, "redis_scrubbed": self.scrub_results(receipt.get("deleted") or [receipt["session"]])}
 
-    def scrub_results(self, sessions: list[str]) -> int:
-        """Remove the stored task results (`celery-task-meta-*`: read values, with contents) that
-        name one of `sessions`, then have Redis rewrite its append-only file so older copies of
-        them (and of the sessions' write messages) leave the disk too. Returns the keys removed."""
-        backend = redis.Redis.from_url(self.settings.result_backend or self.broker_url, socket_connect_timeout=5.0)
-        needles = [msgspec.json.encode(s) for s in sessions]
-        removed = 0
-        try:
-            for key in backend.scan_iter(match="celery-task-meta-*", count=500):
-                value = backend.get(key)
-                if value is not None and any(n in value for n in needles):
-                    removed += backend.delete(key)
-            if backend.config_get("appendonly").get("appendonly") == "yes":
-                backend.bgrewriteaof()
-        except redis.ResponseError as exc:  # CONFIG may be renamed away on a managed Redis
-            log.warning("could not rewrite Redis's append-only file after a delete: %s", exc)
-        finally:
-            backend.close()
-        return removed
+    def scrub_results(self, sessions: list[str], timeout: float = 120.0) -> int:
+        """Have the reader remove the stored task results that name one of `sessions` from Redis
+        (`tasks.scrub`); the keys removed."""
+        return self.read("scrub_results", sessions, timeout=timeout)
 
     def view(self, session: str, head: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """`Store.view` through the `reads` queue: the current branch, or one head's."""

@@ -61,7 +61,21 @@ def check() -> dict[str, Any]:
 def retention(then_gc: bool = False) -> dict[str, Any]:
     """The retention policies of the settings (nothing when none is set), then blob GC if asked."""
     store = store_for(app)
-    result = apply_retention(store).as_dict()
+    client = None
+
+    def submit(write: dict[str, Any]) -> dict[str, Any]:  # the age policy's deletes go to the writer
+        nonlocal client
+        if client is None:
+            from .client import SessionClient
+
+            client = SessionClient(settings_of(app), app=app)
+        return client.submit(write).receipt(timeout=600, raise_on_reject=True)
+
+    try:
+        result = apply_retention(store, submit=submit).as_dict()
+    finally:
+        if client is not None:
+            client.close()
     if then_gc:
         result["gc"] = collect_garbage(store).as_dict()
     return result

@@ -18,7 +18,7 @@ from sessiondb.store import Store, StoreError
 from sessiondb.store.datalog import DatalogError
 from sessiondb.store.index import Index
 
-from . import routing
+from . import routing, scrub
 from .celery_app import app, settings_of
 from .stores import store_for
 
@@ -93,6 +93,12 @@ def resolve(name: str) -> dict[str, Any]:
 def delete_plan(session: str, cascade: bool = False, detach: bool = False) -> dict[str, Any]:
     """`Store.delete_session(..., dry_run=True)`: what a delete would remove (it changes nothing)."""
     return _envelope(lambda s: s.delete_session(session, cascade=cascade, detach=detach, dry_run=True))
+
+
+@_read_task("scrub_results")
+def scrub_results(sessions: list[str]) -> dict[str, Any]:
+    """Remove the stored results naming deleted `sessions` from Redis (`tasks.scrub`; not the store)."""
+    return {"ok": scrub.scrub_results(app.conf.result_backend or app.conf.broker_url, sessions)}
 
 
 def _plain(value: Any) -> Any:

@@ -25,7 +25,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # retention, then blob GC: only when a retention policy is set
         "retention-then-gc": (routing.INTEGRITY_RETENTION,
                               settings.beat_retention_s if settings.retain_heads > 0
-                              or settings.retain_abandoned_days > 0 else 0, {"then_gc": True}),
+                              or settings.retain_abandoned_days > 0 or settings.retain_stopped_days > 0 else 0,
+                              {"then_gc": True}),
         "blob-gc": (routing.INTEGRITY_GC, settings.beat_gc_s, {}),
     }
     return {

@@ -1,50 +1,41 @@
 """What becomes of a framework id's session when the framework clears or deletes it.
 
 Owns the one "forget the old session" step of the integrations and the check for it; the
-generation scheme (`_names`) moves the framework id on to a fresh session afterwards. It
-never changes the rows of a session it forgets.
+generation scheme (`_names`) moves the framework id on to a fresh session afterwards.
 
-Today the old session is only made unreachable from the framework id: it gets the alias
-`<session>.forgotten` (a session with that alias is skipped when the id is looked up) and
-the head `<session>.forgotten-head`. Its rows stay in the store (`sessiondb history` shows them).
+Forgetting is the store's real delete (`Store.delete_session` / `SessionClient.delete_session`,
+docs/forgetting.md): the session's rows, its unshared payloads, its facts in the log and the
+index go, a tombstone stays, and the id is never written again — so the framework id starts
+over on its next generation. With `detach`: a session that depends on it (a LangGraph
+`copy_thread`, a fork) keeps what it inherited.
 """
 
 from __future__ import annotations
 
-from ..store import HeadConflictError
+from ..store import NotFoundError, SessionDeletedError
 from ._backend import Backend
 
-
-def forgotten_alias(session: str) -> str:
-    return f"{session}.forgotten"
+REASON = "cleared or deleted through a framework integration"
 
 
 def forget(backend: Backend, session: str) -> None:
-    """Forget `session` (it exists): the framework id that named it starts over.
-
-    Besides the alias, the session's current head moves on to the head
-    `<session>.forgotten-head`, so a writer elsewhere that still appends to it by compare-and-set on the head it knew
-    gets a head conflict, looks the id up again and moves on to the new generation."""
-    # TODO(merge): Store.delete_session — call backend.target.delete_session(session, reason=...)
-    # (a deleted session rejects every later write, which replaces the head trick below)
-    for attempt in range(5):
-        current = backend.current_head(session)
-        try:
-            backend.write(session, [{"type": "alias/set", "alias": forgotten_alias(session)},
-                                    {"type": "head/created", "head_id": f"{session}.forgotten-head",
-                                     "kind": "turn-final", "expected_head": current}])
-            return
-        except HeadConflictError:
-            if attempt == 4:
-                raise
+    """Delete `session` for real; the framework id that named it starts over."""
+    try:
+        backend.target.delete_session(session, detach=True, reason=REASON)
+    except SessionDeletedError:
+        pass  # deleted meanwhile (another process of the same framework): as wanted
 
 
 def state(backend: Backend, session: str) -> str:
-    """`"live"`, `"forgotten"`, or `"free"` (never written: the next generation to use)."""
-    # TODO(merge): Store.delete_session — a deleted (tombstoned) session is "forgotten" too
-    if not backend.exists(session):
+    """`"live"`, `"forgotten"` (deleted: its id is never written again), or `"free"` (never
+    written: the next generation to use)."""
+    try:
+        backend.resolve(session)
+    except SessionDeletedError:
+        return "forgotten"
+    except NotFoundError:
         return "free"
-    return "forgotten" if backend.exists(forgotten_alias(session)) else "live"
+    return "live"
 
 
 def current_generation(backend: Backend, name_of) -> tuple[int, bool]:

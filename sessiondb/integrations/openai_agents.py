@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "sessiondb.integrations.openai_agents needs the OpenAI Agents SDK: pip install \"sessiondb[openai-agents]\""
     ) from exc
 
-from ..store import HeadConflictError
+from ..store import HeadConflictError, SessionDeletedError
 from . import _forget, _names
 from ._backend import Backend
 
@@ -163,10 +163,10 @@ class SessionDBSession(SessionABC):
                     head = events[-1]["head_id"]
                 try:
                     self._backend.write(self._sid, events)
-                except HeadConflictError:
+                except (HeadConflictError, SessionDeletedError):
                     if attempt == 4:
                         raise
-                    self._load(again=True)  # another writer moved the head: append after it
+                    self._load(again=True)  # another writer moved the head (or cleared the id): look again
                     continue
                 self._exists, self._head = True, head
                 return

@@ -35,6 +35,7 @@ to remove: all of their events on their current branch, and no more than K heads
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,10 +49,13 @@ from ..blobs import inline
 from ..errors import ReadOnlyStoreError
 from ..rows import branch, hot, schema
 from ..rows.branch import Ranges
+from .age import delete_stopped_sessions
 
 if TYPE_CHECKING:
     from ..integrity.findings import Report
     from ..store import Store
+
+log = logging.getLogger(__name__)
 
 KIND = "retention"
 Progress = Callable[[str, int, int], None]
@@ -72,9 +76,14 @@ class Policy:
     keep_heads: int = 0  # 0: off
     abandoned_days: float = 0.0  # 0: off
     grace_hours: float = 24.0
+    stopped_days: float = 0.0  # 0: off; sessions stopped longer are deleted (`forget.age`)
 
     @property
     def active(self) -> bool:
+        return self.keep_heads > 0 or self.abandoned_days > 0 or self.stopped_days > 0
+
+    @property
+    def branch_policies(self) -> bool:
         return self.keep_heads > 0 or self.abandoned_days > 0
 
 
@@ -295,19 +304,22 @@ class _Tx:
             self.conn.close()
 
 
-def policy_of(store: Store, keep_heads: int | None = None, abandoned_days: float | None = None) -> Policy:
+def policy_of(store: Store, keep_heads: int | None = None, abandoned_days: float | None = None,
+              stopped_days: float | None = None) -> Policy:
     settings = store.settings
     policy = Policy(keep_heads=settings.retain_heads if keep_heads is None else keep_heads,
                     abandoned_days=settings.retain_abandoned_days if abandoned_days is None else abandoned_days,
-                    grace_hours=settings.retain_grace_hours)
-    if policy.keep_heads < 0 or policy.abandoned_days < 0 or policy.grace_hours < 0:
-        raise ValueError("retention: keep_heads, abandoned_days and grace_hours must be >= 0")
+                    grace_hours=settings.retain_grace_hours,
+                    stopped_days=settings.retain_stopped_days if stopped_days is None else stopped_days)
+    if min(policy.keep_heads, policy.abandoned_days, policy.grace_hours, policy.stopped_days) < 0:
+        raise ValueError("retention: keep_heads, abandoned_days, grace_hours and stopped_days must be >= 0")
     return policy
 
 
 def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_days: float | None = None,
-                    dry_run: bool = False, progress: Progress | None = None, save: bool = True,
-                    now: datetime | None = None, sessions: Iterable[str] | None = None) -> Report:
+                    stopped_days: float | None = None, dry_run: bool = False, progress: Progress | None = None,
+                    save: bool = True, now: datetime | None = None, sessions: Iterable[str] | None = None,
+                    submit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Report:
     """Apply the retention policies (Settings, or the arguments) to every session (or `sessions`).
 
     Returns the report, kind `retention`, also stored in the scan history unless `dry_run`
@@ -320,7 +332,7 @@ def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_da
 
     if store.readonly and not dry_run:
         raise ReadOnlyStoreError(str(store.root))
-    policy = policy_of(store, keep_heads, abandoned_days)
+    policy = policy_of(store, keep_heads, abandoned_days, stopped_days)
     now = now or datetime.now(UTC)
     started = time.monotonic()
     report = Report(kind=KIND, started_at=_iso(now))
@@ -330,9 +342,16 @@ def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_da
     report.counts = counts
     if not policy.active:
         counts["policy_off"] = 1
-    else:
-        # the age policy runs here too, before the branch policies:
-        # TODO(lead, after merging s6-delete): delete_stopped_sessions(store, older_than_days, dry_run=dry_run)
+    if policy.stopped_days > 0:  # the age policy first: whole sessions, each a `session/deleted` write
+        # (`submit`: how a delete write is committed; a fleet's scanner sends it to the writer)
+        aged = delete_stopped_sessions(store, policy.stopped_days, dry_run=dry_run, now=now, submit=submit)
+        counts["sessions_deleted"] = len(aged["deleted"])
+        counts["sessions_kept_for_dependants"] = len(aged["skipped"])
+        counts["payload_bytes_freed_by_deletes"] = aged["bytes_freed"]
+        counts["sessions_delete_failed"] = len(aged["failed"])  # (each named in the log of the run)
+        for failed in aged["failed"]:
+            log.warning("retention: deleting %s failed: %s", failed["session"], failed["error"])
+    if policy.branch_policies:
         with _Tx(store, "BEGIN") as conn:  # a cheap first look, without the write lock
             names = _worth_a_look(conn, policy, None if sessions is None else list(sessions))
         counts["sessions_seen"] = len(names[1])

@@ -54,3 +54,19 @@ def test_the_setting_is_off_by_default_and_read_from_the_environment():
 def test_zero_days_is_refused(store):
     with pytest.raises(ValueError, match="turns retention off"):
         delete_stopped_sessions(store, 0)
+
+
+def test_the_retention_run_applies_the_age_policy_and_counts_it(store):
+    from sessiondb.store.forget.retention import apply_retention
+
+    for name in ("old", "live"):
+        store.commit({"write_id": f"{name}-1", "session": name, "events": [
+            {"type": "session/started"}, {"type": "message/added", "role": "user", "content": f"{name} text"}]})
+    store.commit({"write_id": "old-2", "session": "old", "events": [{"type": "session/status", "status": "stopped"}]})
+    later = datetime.now(UTC) + timedelta(days=40)
+    dry = apply_retention(store, stopped_days=30, dry_run=True, now=later)
+    assert dry.counts["sessions_deleted"] == 1 and store.view("old")["messages"]
+    report = apply_retention(store, stopped_days=30, now=later)
+    assert report.counts["sessions_deleted"] == 1 and report.counts["sessions_delete_failed"] == 0
+    assert [t["session_id"] for t in store.tombstones()] == ["old"]
+    assert store.view("live")["messages"]
