@@ -44,6 +44,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from ..errors import ReadOnlyStoreError
 from ..rows import schema
+from ..rows.short_tx import short_transaction
 from . import inline
 from .canonical import BLOB_ID_RE
 from .disk import TEMP_MARK
@@ -65,28 +66,6 @@ Progress = Callable[[str, int, int], None]
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class _Tx:
-    """One short transaction on a fresh connection: `BEGIN` (read) or `BEGIN IMMEDIATE` (write lock)."""
-
-    def __init__(self, store: Store, begin: str = "BEGIN") -> None:
-        self.store, self.begin = store, begin
-
-    def __enter__(self) -> Connection:
-        self.conn = self.store.engine.connect()
-        self.conn.info["begin"] = self.begin
-        self.tx = self.conn.begin()
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            if exc_type is None:
-                self.tx.commit()
-            else:
-                self.tx.rollback()
-        finally:
-            self.conn.close()
 
 
 def referenced(conn: Connection, files: Any) -> set[str]:
@@ -173,7 +152,7 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
     blobs = schema.blobs
 
     # -- mark ------------------------------------------------------------------------------
-    with _Tx(store) as conn:
+    with short_transaction(store) as conn:
         mark_tx = conn.execute(select(func.coalesce(func.max(schema.tx.c.tx_id), 0))).scalar_one()
         live = referenced(conn, store.blobs)
         rows = conn.execute(select(blobs.c.blob_id, blobs.c.size, blobs.c.bytes_id, blobs.c.created_at)).all()
@@ -210,7 +189,7 @@ def collect_garbage(store: Store, *, grace_hours: float | None = None, dry_run: 
     done = 0
     for start in range(0, len(candidates), LOT):
         lot = candidates[start : start + LOT]
-        with _Tx(store, "BEGIN IMMEDIATE") as conn:
+        with short_transaction(store, "BEGIN IMMEDIATE") as conn:
             named, seen_tx = _named_since(conn, seen_tx)
             revived |= named
             ids = [bid for bid, _ in lot if bid not in revived]
@@ -264,7 +243,7 @@ def _unlink_unclaimed(store: Store, files: Iterable[tuple[str, str]], counts: di
     if not files:
         return []
     unlinked: list[str] = []
-    with _Tx(store, "BEGIN IMMEDIATE") as conn:
+    with short_transaction(store, "BEGIN IMMEDIATE") as conn:
         claimed = set(inline.stored_tiers(conn, [bid for bid, _ in files]))
         for bid, path in files:
             if bid in claimed:

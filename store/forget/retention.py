@@ -49,6 +49,7 @@ from ..blobs import inline
 from ..errors import ReadOnlyStoreError
 from ..rows import branch, hot, schema
 from ..rows.branch import Ranges
+from ..rows.short_tx import short_transaction
 from .age import delete_stopped_sessions
 
 if TYPE_CHECKING:
@@ -287,23 +288,6 @@ def _remove(conn: Connection, plan: Plan) -> None:
             conn.execute(delete(table).where(_where(name, part)))
 
 
-class _Tx:
-    def __init__(self, store: Store, begin: str) -> None:
-        self.store, self.begin = store, begin
-
-    def __enter__(self) -> Connection:
-        self.conn = self.store.engine.connect()
-        self.conn.info["begin"] = self.begin
-        self.tx = self.conn.begin()
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            (self.tx.commit if exc_type is None else self.tx.rollback)()
-        finally:
-            self.conn.close()
-
-
 def policy_of(store: Store, keep_heads: int | None = None, abandoned_days: float | None = None,
               stopped_days: float | None = None) -> Policy:
     settings = store.settings
@@ -352,12 +336,12 @@ def apply_retention(store: Store, *, keep_heads: int | None = None, abandoned_da
         for failed in aged["failed"]:
             log.warning("retention: deleting %s failed: %s", failed["session"], failed["error"])
     if policy.branch_policies:
-        with _Tx(store, "BEGIN") as conn:  # a cheap first look, without the write lock
+        with short_transaction(store, "BEGIN") as conn:  # a cheap first look, without the write lock
             names = _worth_a_look(conn, policy, None if sessions is None else list(sessions))
         counts["sessions_seen"] = len(names[1])
         for done, session in enumerate(names[0], 1):
             # decided inside the transaction that removes, under SQLite's write lock (the writer's)
-            with _Tx(store, "BEGIN" if dry_run else "BEGIN IMMEDIATE") as conn:
+            with short_transaction(store, "BEGIN" if dry_run else "BEGIN IMMEDIATE") as conn:
                 plan = plan_session(conn, store, session, policy, now)
                 if not plan.empty:
                     plan.blobs = _blobs_of(conn, plan)

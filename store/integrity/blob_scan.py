@@ -36,6 +36,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from ..blobs import inline as inline_tier
 from ..rows import schema
+from ..rows.short_tx import short_transaction
 from . import blob_files, blob_refs, scan_state, sqlite_check
 from .findings import Finding, Report
 from .hashing import NOT_A_FILE, Hashed, hash_file
@@ -161,7 +162,7 @@ class _BlobScan:
 
     # -- run ----------------------------------------------------------------------------
     def run(self, workers: int | None) -> Report:
-        with _ReadTx(self.store) as conn:
+        with short_transaction(self.store) as conn:
             state = scan_state.load(conn, self.key)
         if state.in_progress and state.partial and self.repair:  # a dry run leaves a repair run's checkpoint be
             report = _report_from(state.partial["report"])
@@ -197,7 +198,7 @@ class _BlobScan:
     def _plan(self, state: scan_state.ScanState) -> Plan:
         blobs = schema.blobs
         plan = Plan(total=0, incremental=self.kind.endswith("incremental"))
-        with _ReadTx(self.store) as conn:
+        with short_transaction(self.store) as conn:
             if plan.incremental:
                 plan.new_since = state.new_since
                 plan.new_until = conn.execute(select(func.max(blobs.c.created_at))).scalar()
@@ -256,7 +257,8 @@ class _BlobScan:
         if not self.repair:
             self._verdicts(None, suspects, (), report)
         elif suspects or unit.unmark or time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds:
-            with _WriteTx(self.store) as conn:  # verdicts and the checkpoint that covers them commit together
+            # verdicts and the checkpoint that covers them commit together
+            with short_transaction(self.store, "BEGIN IMMEDIATE") as conn:
                 self._verdicts(conn, suspects, unit.unmark, report)
                 state.partial = {"report": _report_data(report), "plan": asdict(self.plan),
                                  "orphans": self.orphans, "temps": self.temps}
@@ -314,7 +316,7 @@ class _BlobScan:
         bytes move to `blob_quarantine` and the row is marked (a re-write of the content heals)."""
         report.count("reread")
         if conn is None:
-            with _ReadTx(self.store) as read:
+            with short_transaction(self.store) as read:
                 data = inline_tier.bytes_of(read, row.bytes_id)
         else:
             data = inline_tier.bytes_of(conn, row.bytes_id)
@@ -361,7 +363,7 @@ class _BlobScan:
     def _settle_orphans(self, report: Report) -> None:
         orphans = {o[0]: o for o in self.orphans}
         if orphans:
-            with _ReadTx(self.store) as conn:
+            with short_transaction(self.store) as conn:
                 referenced = blob_refs.referenced_among(conn, orphans)
             for blob_id in referenced:  # no blob row, but a row points at it: a ref problem, not an orphan
                 orphans.pop(blob_id)
@@ -380,7 +382,7 @@ class _BlobScan:
         """Delete orphans and temp files, holding the write lock so no write can adopt a file meanwhile."""
         blobs = schema.blobs
         deleted: set[str] = set()
-        with _WriteTx(self.store) as conn:
+        with short_transaction(self.store, "BEGIN IMMEDIATE") as conn:
             ids = sorted(orphans)
             adopted: set[str] = set()
             for start in range(0, len(ids), 500):
@@ -410,7 +412,7 @@ class _BlobScan:
                 state.roll_cursor, state.roll_started_at = _START, _iso(self.now)
             else:
                 state.roll_cursor = plan.roll_to
-        with _WriteTx(self.store) as conn:
+        with short_transaction(self.store, "BEGIN IMMEDIATE") as conn:
             scan_state.save(conn, state)
             insert_report(conn, report)
 
@@ -437,36 +439,6 @@ def _verdict(row: Any, got: Hashed) -> tuple[str, str, dict[str, Any]] | None:
         return ("blob/size-mismatch", f"{blob_id}: {got.size} bytes on disk, {row.size} recorded (truncated or"
                 " extended)", data)
     return "blob/hash-mismatch", f"{blob_id}: the file's bytes changed", data
-
-
-class _ReadTx:
-    """A short read transaction (scans must not hold one open: it would stall WAL checkpoints)."""
-
-    begin = "BEGIN"
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def __enter__(self) -> Connection:
-        self.conn = self.store.engine.connect()
-        self.conn.info["begin"] = self.begin
-        self.tx = self.conn.begin()
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            if exc_type is None:
-                self.tx.commit()
-            else:
-                self.tx.rollback()
-        finally:
-            self.conn.close()
-
-
-class _WriteTx(_ReadTx):
-    """A write transaction that takes SQLite's write lock up front, as the writer does."""
-
-    begin = "BEGIN IMMEDIATE"
 
 
 def _iso(at: datetime) -> str:
