@@ -40,6 +40,7 @@ from typing import Any
 import msgspec
 import redis
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from sessiondb.store import Settings, ValidationError, raise_for
 from sessiondb.store.writes.values import check_values
@@ -517,7 +518,8 @@ class SessionClient:
 
         Returns:
             The delete's receipt (see `Store.delete_session`), plus `"redis_scrubbed"`: how many
-            stored results were removed; with `dry_run`, the plan.
+            stored results the reader removed (None: no reader answered within 30 s; they then
+            expire within a day); with `dry_run`, the plan.
 
         Raises:
             DependantsError, SessionDeletedError, NotFoundError: as `Store.delete_session`.
@@ -531,7 +533,13 @@ class SessionClient:
         handle = self.submit({"write_id": write_id or f"delete-{uuid.uuid4().hex}", "session": session,
                               "events": [event]})
         receipt = handle.receipt(timeout, raise_on_reject=True)
-        return {**receipt, "redis_scrubbed": self.scrub_results(receipt.get("deleted") or [receipt["session"]])}
+        try:
+            scrubbed: int | None = self.scrub_results(receipt.get("deleted") or [receipt["session"]], timeout=30.0)
+        except CeleryTimeoutError:  # committed all the same; stored results expire within a day
+            log.warning("delete of %s committed, but no reader answered to scrub Redis's stored results",
+                        receipt["session"])
+            scrubbed = None
+        return {**receipt, "redis_scrubbed": scrubbed}
 
     def scrub_results(self, sessions: list[str], timeout: float = 120.0) -> int:
         """Have the reader remove the stored task results that name one of `sessions` from Redis

@@ -130,7 +130,8 @@ def verdict(q: dict, ours: tuple[str, Any], ds: tuple[str, Any], ds_rel: tuple[s
         # a lookup ref that names no entity is an error for us wherever it is written; DataScript
         # raises only if it evaluates that clause (not in a branch whose relation is already empty)
         return "kept:ds-lazy-validation", _show(ours, our_ids, q), ds[1]
-    if _order_dependent(ds, ours) or _order_dependent(ours, ds) or _fn_value_error(q, ds, ours):
+    if _order_dependent(ds, ours) or _order_dependent(ours, ds) or _fn_value_error(q, ds, ours) \
+            or _fn_value_error(q, ours, ds):
         # raised on a value reached in one engine's order (DataScript's written order, our plan)
         # where the other emptied the relation first, or on a variable holding one value that
         # DataScript substitutes into the pattern

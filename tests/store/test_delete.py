@@ -121,6 +121,7 @@ def test_write_ids_of_a_deleted_session_still_answer_as_duplicates(store):
     assert conflict["error"]["type"] == "write/id-conflict"
 
 
+@pytest.mark.sqlite_only("reads the derived index or store.sqlite directly: Index(root) on SQLite")
 def test_dry_run_changes_nothing_and_counts_what_would_go(store):
     full_session(store, "a")
     with open(store.root / "store.sqlite", "rb") as f:
@@ -180,6 +181,7 @@ def test_tx_log_keeps_ids_and_order_but_loses_the_facts(store):
     assert b'{"session/id":"a"}' in facts  # the bare identity facts that stay refer to
 
 
+@pytest.mark.sqlite_only("reads the derived index or store.sqlite directly: Index(root) on SQLite")
 def test_index_applies_the_excision_and_a_rebuild_gives_the_same_index(store):
     full_session(store, "a")
     full_session(store, "b", marker="OTHER")
@@ -197,6 +199,7 @@ def test_index_applies_the_excision_and_a_rebuild_gives_the_same_index(store):
     assert index_dump(root) == incremental
 
 
+@pytest.mark.sqlite_only("reads the derived index or store.sqlite directly: Index(root) on SQLite")
 def test_the_index_check_is_clean_after_a_delete(store):
     from sessiondb.store.integrity.consistency import check_consistency
 

@@ -115,6 +115,7 @@ def test_detach_keeps_every_dependant_view_byte_identical(family):
     assert check_consistency(store).ok
 
 
+@pytest.mark.sqlite_only("reads the derived index or store.sqlite directly: Index(root) on SQLite")
 def test_detach_keeps_the_index_equal_to_a_rebuild(family):
     store = family
     index_dump(store.root)  # indexed before the delete
@@ -147,6 +148,7 @@ def test_detach_leaves_the_other_party_of_an_invocation_unchanged(family):
     assert check_consistency(store).ok
 
 
+@pytest.mark.sqlite_only("reads the derived index or store.sqlite directly: Index(root) on SQLite")
 def test_check_finds_what_a_deleted_session_left_behind(family):
     from sessiondb.store.index import Index
 
