@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 
 import pytest
+from helpers import run_cli as run
 
 from sessiondb.ops.demo import agent_session, fork_and_invoke
 from sessiondb.store import Store
-
-CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
-
-
-def run(*args: str, root) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")}
-    return subprocess.run([*CLI, *args, "--root", str(root)], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
+from helpers import run_cli as run
 from sqlalchemy import text
 
 from sessiondb.store import Store
 from sessiondb.store.blobs.canonical import blob_id
-
-CLI = [sys.executable, "-m", "sessiondb.ops.cli"]
-
-
-def run(*args: str, root, **env_extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONDB_")} | env_extra
-    return subprocess.run([*CLI, *args, "--root", str(root)], env=env, capture_output=True, text=True, timeout=120)
 
 
 def unreferenced_store(tmp_path):
